@@ -26,12 +26,13 @@ class JobContext:
     logs_dir: Path                # runs/<run_id>/logs
     jobkit_dir: Path              # folder holding the mltrain_desktop package, for PYTHONPATH
     entry_script: str             # path relative to snapshot_dir
-    arguments: list[str]          # script arguments, dataset inputs already resolved to paths
+    arguments: list[str]          # script arguments, dataset inputs already resolved to host paths
     environment_variables: dict[str, str]  # user's variables plus MLTRAIN_* ones
     target: dict                  # the compute target row: name, kind, config (dict)
     spec: dict                    # the whole resolved run spec (run.json)
     interpreter: str | None = None          # python for local jobs (env built or current)
-    inputs: dict[str, dict] = dataclasses.field(default_factory=dict)  # name -> {path, mode}
+    inputs: dict[str, dict] = dataclasses.field(default_factory=dict)  # name -> {path (host folder), mode: mount|download}
+    raw_arguments: list = dataclasses.field(default_factory=list)  # str items, or {"input": name} for a dataset input
     log: Callable[[str], None] = print      # writes a line to the driver log (Preparing output)
 
     @property

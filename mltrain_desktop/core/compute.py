@@ -1,0 +1,183 @@
+"""Compute targets: named places where runs execute (the seed's ComputeTarget and AmlCompute).
+
+Kinds: ``local`` (processes on this machine) and ``docker`` (a Docker engine). Creating a
+target validates its configuration and probes it (engine reachable, GPUs found).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import time
+
+from .compute_target import ComputeTargetException
+
+# kind -> module that provides probe(config) -> dict and validate(config) -> dict
+KIND_MODULES = {
+    "local": "mltrain_desktop.core.compute_local",
+    "docker": "mltrain_desktop.core.compute_docker",
+}
+DEFAULT_TARGET = "local"
+
+
+def _kind_module(kind: str):
+    if kind not in KIND_MODULES:
+        raise ComputeTargetException(f"unknown compute kind {kind!r}; known kinds: {', '.join(KIND_MODULES)}")
+    return importlib.import_module(KIND_MODULES[kind])
+
+
+class ComputeTargetProvisioningConfiguration:
+    def __init__(self, kind: str, **config):
+        self.kind = kind
+        self.config = config
+
+    def to_dict(self) -> dict:
+        return dict(self.config)
+
+    def __repr__(self) -> str:
+        return f"ProvisioningConfiguration(kind={self.kind!r}, {self.config!r})"
+
+
+class LocalCompute:
+    """Processes on this machine. ``max_concurrent_runs`` bounds how many run at once."""
+
+    @staticmethod
+    def provisioning_configuration(max_concurrent_runs: int = 1, python: str | None = None,
+                                   hosts: list | None = None, oversubscribe: bool = False
+                                   ) -> ComputeTargetProvisioningConfiguration:
+        cfg = {"max_concurrent_runs": max_concurrent_runs}
+        if python:
+            cfg["python"] = python
+        if hosts:
+            cfg["hosts"] = hosts
+        if oversubscribe:
+            cfg["oversubscribe"] = True
+        return ComputeTargetProvisioningConfiguration("local", **cfg)
+
+
+class AmlCompute:
+    """The seed's cluster, here a local target: ``max_nodes`` bounds concurrent runs; vm_size is recorded."""
+
+    @staticmethod
+    def provisioning_configuration(vm_size: str = "", max_nodes: int = 1, min_nodes: int = 0,
+                                   vm_priority: str = "dedicated", idle_seconds_before_scaledown=None,
+                                   **_ignored) -> ComputeTargetProvisioningConfiguration:
+        return ComputeTargetProvisioningConfiguration("local", max_concurrent_runs=max_nodes, vm_size=vm_size)
+
+
+class ComputeTarget:
+    """``ComputeTarget(workspace=ws, name=...)`` finds a target or raises ComputeTargetException."""
+
+    def __init__(self, workspace, name: str):
+        row = workspace.db.execute(
+            "SELECT name, kind, config, state, state_detail, probe, created FROM compute_targets WHERE name=?",
+            [name]).fetchone()
+        if row is None:
+            known = [r[0] for r in workspace.db.execute("SELECT name FROM compute_targets ORDER BY name")]
+            raise ComputeTargetException(
+                f"no compute target named {name!r} in this workspace (targets: {', '.join(known) or 'none'}); "
+                "create it with ComputeTarget.create(ws, name, config)")
+        self.workspace = workspace
+        self.name, self.kind = row[0], row[1]
+        self.config = json.loads(row[2])
+        self.provisioning_state = row[3]
+        self.state_detail = row[4]
+        self.probe_result = json.loads(row[5])
+        self.created = row[6]
+
+    @property
+    def type(self) -> str:
+        return self.kind
+
+    @property
+    def gpus(self) -> list:
+        return self.probe_result.get("gpus") or (self.probe_result.get("engine") or {}).get("gpus") or []
+
+    @property
+    def max_concurrent_runs(self) -> int:
+        return int(self.config.get("max_concurrent_runs", 1) or 1)
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "config": self.config, "probe": self.probe_result,
+                "state": self.provisioning_state, "detail": self.state_detail}
+
+    @staticmethod
+    def create(workspace, name: str, provisioning_configuration) -> "ComputeTarget":
+        if not isinstance(name, str) or not name.strip() or len(name) > 64:
+            raise ComputeTargetException("a compute target needs a name of 1 to 64 characters")
+        cfg = provisioning_configuration
+        kind = cfg.kind
+        module = _kind_module(kind)
+        try:
+            config = module.validate(cfg.to_dict())
+        except ValueError as exc:
+            raise ComputeTargetException(f"compute target {name!r}: {exc}") from exc
+        now = time.time()
+        with workspace.transaction() as conn:
+            conn.execute(
+                "INSERT INTO compute_targets (name, kind, config, state, state_detail, created, updated) "
+                "VALUES (?, ?, ?, 'Creating', '', ?, ?) ON CONFLICT(name) DO UPDATE SET kind=excluded.kind, "
+                "config=excluded.config, state='Creating', updated=excluded.updated",
+                [name, kind, json.dumps(config), now, now])
+        target = ComputeTarget(workspace, name)
+        target.refresh_state()
+        return target
+
+    def refresh_state(self) -> dict:
+        """Probes the target again (engine reachable, GPUs) and stores the result."""
+        try:
+            result = _kind_module(self.kind).probe(self.config)
+        except Exception as exc:  # noqa: BLE001 - a probe failure is a state, not a crash
+            result = {"state": "Failed", "detail": f"probe failed: {exc}"}
+        with self.workspace.transaction() as conn:
+            conn.execute("UPDATE compute_targets SET state=?, state_detail=?, probe=?, updated=? WHERE name=?",
+                         [result.get("state", "Failed"), result.get("detail", ""), json.dumps(result), time.time(),
+                          self.name])
+        self.provisioning_state = result.get("state", "Failed")
+        self.state_detail = result.get("detail", "")
+        self.probe_result = result
+        return result
+
+    def wait_for_completion(self, show_output: bool = False, min_node_count=None, timeout_in_minutes: int = 20,
+                            is_delete_operation: bool = False) -> None:
+        if show_output:
+            print(f"Compute target {self.name} ({self.kind}): {self.provisioning_state}. {self.state_detail}",
+                  flush=True)
+        if self.provisioning_state == "Failed":
+            raise ComputeTargetException(f"compute target {self.name!r} is not usable: {self.state_detail}")
+
+    def get_status(self) -> str:
+        return self.provisioning_state
+
+    def update(self, **changes) -> "ComputeTarget":
+        config = {**self.config, **changes}
+        return ComputeTarget.create(self.workspace, self.name,
+                                    ComputeTargetProvisioningConfiguration(self.kind, **config))
+
+    def delete(self) -> None:
+        busy = self.workspace.db.execute(
+            "SELECT COUNT(*) FROM runs WHERE compute=? AND status NOT IN ('Completed','Failed','Canceled')",
+            [self.name]).fetchone()[0]
+        if busy:
+            raise ComputeTargetException(f"compute target {self.name!r} has {busy} unfinished run(s); "
+                                         "cancel them first")
+        with self.workspace.transaction() as conn:
+            conn.execute("DELETE FROM compute_targets WHERE name=?", [self.name])
+
+    @staticmethod
+    def list(workspace) -> dict[str, "ComputeTarget"]:
+        names = [r[0] for r in workspace.db.execute("SELECT name FROM compute_targets ORDER BY name")]
+        return {n: ComputeTarget(workspace, n) for n in names}
+
+    def __repr__(self) -> str:
+        return f"ComputeTarget(name={self.name!r}, kind={self.kind!r}, state={self.provisioning_state!r})"
+
+
+def ensure_default_local_target(workspace) -> None:
+    """Every workspace starts with a ``local`` target (one run at a time, the current interpreter)."""
+    exists = workspace.db.execute("SELECT 1 FROM compute_targets WHERE name=?", [DEFAULT_TARGET]).fetchone()
+    if not exists:
+        ComputeTarget.create(workspace, DEFAULT_TARGET, LocalCompute.provisioning_configuration(max_concurrent_runs=2))
+
+
+__all__ = ["ComputeTarget", "AmlCompute", "LocalCompute", "ComputeTargetException",
+           "ComputeTargetProvisioningConfiguration", "ensure_default_local_target"]

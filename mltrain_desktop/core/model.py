@@ -1,0 +1,207 @@
+"""The model registry: versioned copies of model files with lineage to runs and datasets."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import ModelError
+from .resource_configuration import ResourceConfiguration
+
+
+def _tree_size(p: Path) -> tuple[int, int]:
+    if p.is_file():
+        return 1, p.stat().st_size
+    files = [f for f in p.rglob("*") if f.is_file()]
+    return len(files), sum(f.stat().st_size for f in files)
+
+
+class Model:
+    """``Model(ws, name, version=None)`` finds a registered model (latest version by default)."""
+
+    class Framework:
+        TENSORFLOW = "TensorFlow"
+        KERAS = "Keras"
+        SCIKITLEARN = "ScikitLearn"
+        ONNX = "Onnx"
+        PYTORCH = "PyTorch"
+        CUSTOM = "Custom"
+
+    _COLS = ("id, name, version, framework, framework_version, resource_configuration, tags, description, "
+             "run_id, source_path, location, file_count, total_bytes, created")
+
+    def __init__(self, workspace, name: str | None = None, id: str | None = None, version: int | None = None,
+                 _row=None):
+        self.workspace = workspace
+        if _row is None:
+            if id and not name:
+                name, _, v = id.partition(":")
+                version = int(v) if v else version
+            if not name:
+                raise ModelError("Model() needs a name (or id='name:version')")
+            if version is None:
+                _row = workspace.db.execute(f"SELECT {self._COLS} FROM models WHERE name=? ORDER BY version DESC LIMIT 1",
+                                            [name]).fetchone()
+            else:
+                _row = workspace.db.execute(f"SELECT {self._COLS} FROM models WHERE name=? AND version=?",
+                                            [name, int(version)]).fetchone()
+            if _row is None:
+                known = [r[0] for r in workspace.db.execute("SELECT DISTINCT name FROM models ORDER BY name")]
+                what = f"{name!r}" + (f" version {version}" if version is not None else "")
+                raise ModelError(f"no model {what} in the registry (models: {', '.join(known) or 'none'})")
+        (self._pk, self.name, self.version, self.model_framework, self.model_framework_version, rc, tags,
+         self.description, self.run_id, self.source_path, location, self.file_count, self.total_bytes,
+         self.created_time) = _row
+        self.resource_configuration = ResourceConfiguration.from_dict(json.loads(rc))
+        self.tags = json.loads(tags)
+        self.location = location
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def local_path(self) -> Path:
+        """The registered files: the model folder or file inside the registry."""
+        return self.workspace.path / self.location
+
+    # -- registration -----------------------------------------------------------------------
+    @classmethod
+    def register(cls, workspace, model_path: str, model_name: str, tags=None, properties=None, description: str = "",
+                 model_framework=None, model_framework_version=None, resource_configuration=None, datasets=None,
+                 _run_id: str | None = None, **_unused) -> "Model":
+        """Copies ``model_path`` (a file or folder) into the registry as a new version of ``model_name``."""
+        if not isinstance(model_name, str) or not model_name.strip() or "/" in model_name or ":" in model_name:
+            raise ModelError("model_name must be a non-empty name without '/' or ':'")
+        src = Path(model_path)
+        if not src.exists():
+            raise ModelError(f"model path {src} does not exist")
+        if resource_configuration is not None and not isinstance(resource_configuration, ResourceConfiguration):
+            raise ModelError("resource_configuration must be ResourceConfiguration(cpu=..., memory_in_gb=...)")
+        for k, v in (tags or {}).items():
+            if not isinstance(k, str):
+                raise ModelError(f"tag name {k!r} must be a string")
+        root = workspace.path / "models" / model_name
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
+        try:
+            dest = tmp / src.name
+            if src.is_dir():
+                shutil.copytree(src, dest, symlinks=False)
+            else:
+                shutil.copy2(src, dest)
+            count, size = _tree_size(dest)
+            now = time.time()
+            with workspace.transaction() as conn:
+                version = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name=?",
+                                       [model_name]).fetchone()[0]
+                final = root / str(version)
+                if final.exists():
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+                location = (final / src.name).relative_to(workspace.path).as_posix()
+                conn.execute(
+                    "INSERT INTO models (name, version, framework, framework_version, resource_configuration, tags, "
+                    "description, run_id, source_path, location, file_count, total_bytes, created) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [model_name, version, model_framework, model_framework_version,
+                     json.dumps(resource_configuration.to_dict() if resource_configuration else {}),
+                     json.dumps({str(k): str(v) for k, v in (tags or {}).items()}), description or "", _run_id,
+                     str(model_path), location, count, size, now])
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return cls(workspace, model_name, version=version)
+
+    @classmethod
+    def _register_from_run(cls, run, model_name: str, model_path: str, **kw) -> "Model":
+        rel = Path(model_path)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ModelError(f"model_path {model_path!r} must be a path inside the run's folder, like 'outputs/model'")
+        src = run.run_dir / rel
+        if not src.exists():
+            outputs = [n for n in run.get_file_names() if n.startswith("outputs/")]
+            tops = sorted({"/".join(n.split("/")[:2]) for n in outputs})
+            raise ModelError(f"run {run.id} has no {model_path!r} in its files; its outputs are: "
+                             f"{', '.join(tops) or 'none'}")
+        return cls.register(run.workspace, str(src), model_name, _run_id=run.id, **kw)
+
+    # -- queries ----------------------------------------------------------------------------
+    @staticmethod
+    def list(workspace, name: str | None = None, latest: bool = False, run_id: str | None = None) -> list["Model"]:
+        sql = f"SELECT {Model._COLS} FROM models"
+        cond, args = [], []
+        if name:
+            cond.append("name=?")
+            args.append(name)
+        if run_id:
+            cond.append("run_id=?")
+            args.append(run_id)
+        if latest:
+            cond.append("version = (SELECT MAX(version) FROM models m2 WHERE m2.name = models.name)")
+        if cond:
+            sql += " WHERE " + " AND ".join(cond)
+        sql += " ORDER BY name, version"
+        return [Model(workspace, _row=r) for r in workspace.db.execute(sql, args).fetchall()]
+
+    def lineage(self) -> dict:
+        """The run, experiment and dataset versions this model came from."""
+        out = {"run_id": self.run_id, "experiment": None, "datasets": []}
+        if self.run_id:
+            row = self.workspace.db.execute("SELECT e.name FROM runs r JOIN experiments e ON e.id=r.experiment_id "
+                                            "WHERE r.id=?", [self.run_id]).fetchone()
+            out["experiment"] = row[0] if row else None
+            out["datasets"] = [
+                {"input": n, "name": d, "version": v, "mode": m} for n, d, v, m in self.workspace.db.execute(
+                    "SELECT i.name, d.name, v.version, i.mode FROM run_inputs i JOIN dataset_versions v "
+                    "ON v.id=i.dataset_version_id JOIN datasets d ON d.id=v.dataset_id WHERE i.run_id=? ORDER BY i.name",
+                    [self.run_id])]
+        return out
+
+    def run(self):
+        if not self.run_id:
+            return None
+        from .runs import Run
+        return Run.get(self.workspace, self.run_id)
+
+    def download(self, target_dir: str = ".", exist_ok: bool = False) -> str:
+        dest = Path(target_dir) / self.local_path.name
+        if dest.exists() and not exist_ok:
+            raise ModelError(f"{dest} exists; pass exist_ok=True to overwrite it")
+        Path(target_dir).mkdir(parents=True, exist_ok=True)
+        if self.local_path.is_dir():
+            shutil.copytree(self.local_path, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(self.local_path, dest)
+        return str(dest)
+
+    @staticmethod
+    def get_model_path(model_name: str, version: int | None = None, _workspace=None) -> str:
+        if _workspace is None:
+            env = os.environ.get("AZUREML_MODEL_DIR") or os.environ.get("MLTRAIN_MODEL_DIR")
+            if env:
+                return env
+            raise ModelError("get_model_path needs _workspace outside a deployment")
+        return str(Model(_workspace, model_name, version=version).local_path)
+
+    @staticmethod
+    def deploy(workspace, name: str, models: list, inference_config=None, deployment_config=None,
+               deployment_target=None, overwrite: bool = False):
+        """Deploys models as a local web service (TensorFlow Serving's REST API); see mltrain_desktop.serving."""
+        from ..serving.webservice import deploy
+        return deploy(workspace, name, models, inference_config=inference_config,
+                      deployment_config=deployment_config, deployment_target=deployment_target, overwrite=overwrite)
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "version": self.version, "framework": self.model_framework,
+                "framework_version": self.model_framework_version,
+                "resource_configuration": self.resource_configuration.to_dict() if self.resource_configuration else {},
+                "tags": self.tags, "description": self.description, "run_id": self.run_id,
+                "path": str(self.local_path), "files": self.file_count, "bytes": self.total_bytes,
+                "created": self.created_time, "lineage": self.lineage()}
+
+    def __repr__(self) -> str:
+        return f"Model(name={self.name!r}, version={self.version}, framework={self.model_framework!r})"

@@ -1,0 +1,114 @@
+"""Turns what a user submits (ScriptRunConfig or estimator) into a plain, validated run spec."""
+from __future__ import annotations
+
+import numbers
+from pathlib import Path
+
+from .errors import UserErrorException
+from .runconfig import MpiConfiguration, TensorflowConfiguration
+
+
+def _argument_item(value, where: str):
+    from .dataset import DatasetConsumptionConfig, FileDataset
+    if isinstance(value, DatasetConsumptionConfig):
+        return value.to_spec()
+    if isinstance(value, FileDataset):
+        return value.as_named_input(value.name or "input").as_mount().to_spec()
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+        return str(value)
+    raise UserErrorException(
+        f"{where}: {value!r} is a {type(value).__name__}; a script argument must be a string, a number "
+        "or a dataset input (dataset.as_named_input('name').as_mount())")
+
+
+def normalize_arguments(script_params=None, arguments=None) -> list:
+    """script_params (dict, the estimator's form) and arguments (list) -> list of str | input specs."""
+    out: list = []
+    if script_params:
+        if not isinstance(script_params, dict):
+            raise UserErrorException("script_params must be a dict such as {'--batch-size': 50}")
+        for key, value in script_params.items():
+            if not isinstance(key, str) or not key.strip():
+                raise UserErrorException(f"script parameter name {key!r} must be a non-empty string")
+            out.append(key)
+            if value is None or value == "":
+                continue
+            out.append(_argument_item(value, f"script parameter {key}"))
+    for i, value in enumerate(arguments or []):
+        out.append(_argument_item(value, f"argument {i}"))
+    names = [a["input"] for a in out if isinstance(a, dict)]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup and len({(a["input"], a["version_id"]) for a in out if isinstance(a, dict)}) != len(set(names)):
+        raise UserErrorException(f"two different datasets use the input name {sorted(dup)[0]!r}; give each its own")
+    return out
+
+
+def distribution_spec(distributed_training, node_count: int = 1, process_count_per_node: int = 1) -> dict | None:
+    if distributed_training is None:
+        if node_count not in (None, 1) or process_count_per_node not in (None, 1):
+            raise UserErrorException("node_count/process_count_per_node need distributed_training=MpiConfiguration() "
+                                     "or TensorflowConfiguration()")
+        return None
+    if isinstance(distributed_training, MpiConfiguration):
+        d = distributed_training.to_dict()
+        if process_count_per_node not in (None, 1):
+            d["process_count_per_node"] = MpiConfiguration(process_count_per_node, d["node_count"]).process_count_per_node
+        if node_count not in (None, 1):
+            d["node_count"] = MpiConfiguration(d["process_count_per_node"], node_count).node_count
+        return d
+    if isinstance(distributed_training, TensorflowConfiguration):
+        return distributed_training.to_dict()
+    if isinstance(distributed_training, dict):
+        from .runconfig import distribution_from_dict
+        return distribution_from_dict(distributed_training).to_dict()
+    raise UserErrorException("distributed_training must be MpiConfiguration() or TensorflowConfiguration()")
+
+
+def build_spec(*, source_directory, entry_script, arguments: list, compute_target, use_gpu=False,
+               pip_packages=None, framework_version=None, environment_variables=None, distribution=None,
+               python=None, docker: dict | None = None, max_run_duration_seconds=None) -> dict:
+    if source_directory is None:
+        raise UserErrorException("source_directory is required: the folder holding your training script")
+    src = Path(source_directory).expanduser()
+    if not src.is_dir():
+        raise UserErrorException(f"source_directory {src} does not exist or is not a folder")
+    if not entry_script or not isinstance(entry_script, str):
+        raise UserErrorException("entry_script is required: the script to run, relative to source_directory")
+    script_path = (src / entry_script)
+    if not script_path.is_file():
+        raise UserErrorException(f"entry script {entry_script} was not found in {src.resolve()}")
+    try:
+        script_path.resolve().relative_to(src.resolve())
+    except ValueError:
+        raise UserErrorException(f"entry script {entry_script} must be inside source_directory {src}") from None
+    env_vars = {}
+    for k, v in (environment_variables or {}).items():
+        if not isinstance(k, str) or not k or "=" in k:
+            raise UserErrorException(f"environment variable name {k!r} is not valid")
+        env_vars[k] = str(v)
+    pip = []
+    for p in pip_packages or []:
+        if not isinstance(p, str) or not p.strip():
+            raise UserErrorException(f"pip package {p!r} must be a non-empty string such as 'pandas==2.2'")
+        pip.append(p.strip())
+    from .compute import ComputeTarget
+    if isinstance(compute_target, ComputeTarget):
+        target_name = compute_target.name
+    elif compute_target is None or isinstance(compute_target, str):
+        target_name = compute_target or "local"
+    else:
+        raise UserErrorException("compute_target must be a ComputeTarget or its name")
+    return {
+        "source_directory": str(src.resolve()),
+        "entry_script": Path(entry_script).as_posix(),
+        "arguments": arguments,
+        "compute_target": target_name,
+        "use_gpu": bool(use_gpu),
+        "environment": {"pip_packages": pip, "framework_version": framework_version, "python": python,
+                        "docker": docker or {}},
+        "environment_variables": env_vars,
+        "distribution": distribution,
+        "max_run_duration_seconds": max_run_duration_seconds,
+    }

@@ -1,0 +1,335 @@
+"""The supervisor: one detached process per run that drives it from Queued to a final state.
+
+``python -m mltrain_desktop.engine.supervisor WORKSPACE RUN_ID [--reattach]``
+
+It waits for a slot on the compute target, prepares inputs and the environment, launches the
+backend, tails metrics into SQLite while the job runs, honours cancel requests, and finalizes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from ..core.metrics_ingest import ingest_file
+from ..core.run_store import ACTIVE_STATES, get_status, set_status, update_fields
+from .backends import backend_for
+from .backends.base import JobContext, JobHandle, PrepareError
+from .jobkit import jobkit_dir
+from .process import process_identity
+from .status import RunStatus
+
+POLL_SECONDS = 0.25
+ERROR_TAIL_LINES = 25
+
+
+class Canceled(Exception):
+    pass
+
+
+class DriverLog:
+    """Appends the supervisor's own lines (environment builds, stage messages) to driver.log."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = open(path, "a", encoding="utf-8", errors="replace", buffering=1)
+
+    def __call__(self, line: str) -> None:
+        self.fh.write(line.rstrip("\n") + "\n")
+        self.fh.flush()
+
+
+def error_tail(log_path: Path, lines: int = ERROR_TAIL_LINES) -> str:
+    """The traceback (or last lines) at the end of a log, decoded leniently."""
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    all_lines = [l[:2000] for l in text.splitlines() if not l.startswith("[mltrain]")]
+    tb = max((i for i, l in enumerate(all_lines) if "Traceback (most recent call last)" in l), default=None)
+    picked = all_lines[tb:] if tb is not None and len(all_lines) - tb <= 200 else all_lines[-lines:]
+    return "\n".join(picked[-200:])
+
+
+class Supervisor:
+    def __init__(self, workspace_dir: str, run_id: str):
+        from ..core.workspace import Workspace
+        self.ws = Workspace(workspace_dir, _recover=False)
+        self.conn = self.ws.db.conn
+        self.run_id = run_id
+        self.run_dir = self.ws.runs_dir / run_id
+        self.logs_dir = self.run_dir / "logs"
+        self.log = DriverLog(self.logs_dir / "driver.log")
+        row = self.conn.execute("SELECT spec, compute, backend_state FROM runs WHERE id=?", [run_id]).fetchone()
+        if row is None:
+            raise SystemExit(f"no run {run_id} in {workspace_dir}")
+        self.spec = json.loads(row[0])
+        self.compute = row[1]
+        self.saved_state = json.loads(row[2] or "{}")
+        self.handle: JobHandle | None = None
+        self.ctx: JobContext | None = None
+
+    # -- helpers -------------------------------------------------------------------------------
+    def cancel_requested(self) -> bool:
+        row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id=?", [self.run_id]).fetchone()
+        return bool(row and row[0])
+
+    def move(self, status: RunStatus, detail: str = "", **fields) -> bool:
+        ok = set_status(self.conn, self.run_id, status, detail, **fields)
+        if ok:
+            self.log(f"[mltrain] {status.value}" + (f": {detail}" if detail else ""))
+        return ok
+
+    def metric_files(self) -> list[Path]:
+        files = [self.logs_dir / "metrics.jsonl"]
+        if self.handle is not None:
+            files += [Path(p) for p in self.handle.metrics_files()]
+        return files
+
+    def ingest(self) -> None:
+        for f in self.metric_files():
+            try:
+                ingest_file(self.conn, self.run_id, f)
+            except Exception as exc:  # noqa: BLE001 - ingestion must never kill the run
+                self.log(f"[mltrain] metric ingestion from {f.name} failed once: {exc}")
+
+    def target(self) -> dict:
+        row = self.conn.execute("SELECT name, kind, config, probe, state, state_detail FROM compute_targets "
+                                "WHERE name=?", [self.compute]).fetchone()
+        if row is None:
+            raise PrepareError(f"compute target {self.compute!r} no longer exists; submit to another target")
+        return {"name": row[0], "kind": row[1], "config": json.loads(row[2]), "probe": json.loads(row[3]),
+                "state": row[4], "detail": row[5]}
+
+    # -- stages --------------------------------------------------------------------------------
+    def wait_for_slot(self, target: dict) -> None:
+        limit = int(target["config"].get("max_concurrent_runs", 1) or 1)
+        announced = False
+        while True:
+            if self.cancel_requested():
+                raise Canceled()
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                busy = self.conn.execute(
+                    "SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ('Preparing','Running','Finalizing')",
+                    [self.compute]).fetchone()[0]
+                status = self.conn.execute("SELECT status FROM runs WHERE id=?", [self.run_id]).fetchone()[0]
+                if status != "Queued":
+                    self.conn.execute("ROLLBACK")
+                    raise Canceled() if status == "Canceled" else PrepareError(f"run is {status}, not Queued")
+                if busy < limit:
+                    now = time.time()
+                    self.conn.execute("UPDATE runs SET status='Preparing' WHERE id=?", [self.run_id])
+                    self.conn.execute("INSERT INTO run_events (run_id, status, at, detail) VALUES (?,?,?,?)",
+                                      [self.run_id, "Preparing", now, ""])
+                    self.conn.execute("COMMIT")
+                    self.log("[mltrain] Preparing")
+                    return
+                self.conn.execute("ROLLBACK")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            if not announced:
+                self.log(f"[mltrain] waiting: compute target {self.compute} runs {limit} run(s) at a time")
+                announced = True
+            time.sleep(0.5)
+
+    def build_context(self, target: dict) -> JobContext:
+        from ..core.dataset import Dataset
+        spec = self.spec
+        inputs: dict[str, dict] = {}
+        arguments: list[str] = []
+        for item in spec["arguments"]:
+            if isinstance(item, dict):
+                name = item["input"]
+                if name not in inputs:
+                    ds = Dataset.get_by_id(self.ws, item["version_id"])
+                    path = ds.mount_path()
+                    if item.get("mode") == "download":
+                        dest = self.run_dir / "inputs" / name
+                        if not dest.exists():
+                            ds.download(dest)
+                        path = dest
+                    self.log(f"[mltrain] input {name}: dataset {ds.name} version {ds.version} "
+                             f"({item.get('mode', 'mount')}) at {path}")
+                    inputs[name] = {"path": str(path), "mode": item.get("mode", "mount"),
+                                    "dataset": ds.name, "version": ds.version}
+                arguments.append(inputs[name]["path"])
+            else:
+                arguments.append(str(item))
+        env = dict(spec.get("environment_variables") or {})
+        env.update({
+            "MLTRAIN_RUN_ID": self.run_id,
+            "MLTRAIN_METRICS_FILE": str(self.logs_dir / "metrics.jsonl"),
+            "MLTRAIN_EXPERIMENT": spec.get("experiment", ""),
+            "MLTRAIN_OUTPUTS_DIR": str(self.run_dir / "outputs"),
+        })
+        for name, info in inputs.items():
+            env[f"AZUREML_DATAREFERENCE_{name}"] = info["path"]
+            env[f"MLTRAIN_INPUT_{name}"] = info["path"]
+        return JobContext(
+            run_id=self.run_id, workspace_dir=self.ws.path, run_dir=self.run_dir,
+            snapshot_dir=self.run_dir / "snapshot", outputs_dir=self.run_dir / "outputs", logs_dir=self.logs_dir,
+            jobkit_dir=jobkit_dir(self.ws.path), entry_script=spec["entry_script"], arguments=arguments,
+            environment_variables=env, target=target, spec=spec, inputs=inputs, raw_arguments=spec["arguments"],
+            log=self.log)
+
+    def check_gpu(self, target: dict) -> None:
+        if not self.spec.get("use_gpu") or target["kind"] != "local":
+            return
+        from ..core.compute_local import list_gpus
+        gpus = list_gpus()
+        if not gpus:
+            raise PrepareError(
+                f"use_gpu=True but compute target {target['name']!r} has no GPU (nvidia-smi lists none; "
+                "GPUs it has: none). Submit with use_gpu=False, or to a target with GPUs.")
+        self.log(f"[mltrain] GPUs: " + ", ".join(f"{g['index']}: {g['name']}" for g in gpus))
+
+    def prepare(self) -> tuple[JobContext, object]:
+        target = self.target()
+        self.wait_for_slot(target)
+        self.check_gpu(target)
+        ctx = self.build_context(target)
+        if target["kind"] == "local":
+            from .local_env import resolve_interpreter
+            env = self.spec.get("environment") or {}
+            interpreter, env_hash = resolve_interpreter(
+                self.ws.path, self.conn, env.get("python") or target["config"].get("python"),
+                env.get("pip_packages") or [], self.log, self.cancel_requested)
+            ctx.interpreter = interpreter
+            if env_hash:
+                update_fields(self.conn, self.run_id, environment_hash=env_hash)
+        backend = backend_for(target, self.spec)
+        backend.prepare(ctx)
+        if self.cancel_requested():
+            raise Canceled()
+        self.ctx = ctx
+        return ctx, backend
+
+    def watch(self) -> int:
+        assert self.handle is not None
+        deadline = None
+        if self.spec.get("max_run_duration_seconds"):
+            deadline = time.monotonic() + float(self.spec["max_run_duration_seconds"])
+        while True:
+            rc = self.handle.poll()
+            self.ingest()
+            if rc is not None:
+                return rc
+            if self.cancel_requested():
+                self.log("[mltrain] cancel requested: stopping the job")
+                self.handle.cancel()
+                raise Canceled()
+            if deadline and time.monotonic() > deadline:
+                self.handle.cancel()
+                raise PrepareError(f"the run exceeded max_run_duration_seconds={self.spec['max_run_duration_seconds']}"
+                                   " and was stopped")
+            time.sleep(POLL_SECONDS)
+
+    def finalize(self, rc: int) -> None:
+        self.move(RunStatus.FINALIZING, f"exit code {rc}", exit_code=rc)
+        self.ingest()
+        outputs = sorted(str(p.relative_to(self.run_dir)) for p in (self.run_dir / "outputs").rglob("*") if p.is_file())
+        self.log(f"[mltrain] outputs kept: {len(outputs)} file(s)")
+        if rc == 0:
+            self.move(RunStatus.COMPLETED)
+        else:
+            detail = self.handle.failure_detail() if self.handle else None
+            tail = error_tail(self.logs_dir / "driver.log")
+            error = detail or f"the script exited with code {rc}" + (f":\n{tail}" if tail else "")
+            self.move(RunStatus.FAILED, f"exit code {rc}", error=error)
+
+    def run(self, reattach: bool = False) -> int:
+        status = get_status(self.conn, self.run_id)
+        if status is None or RunStatus(status).is_terminal():
+            return 0
+        try:
+            if reattach and status in ("Running",):
+                target = self.target()
+                self.ctx = self.build_context(target)
+                backend = backend_for(target, self.spec)
+                self.handle = backend.reattach(self.ctx, self.saved_state)
+                if self.handle is None:
+                    self.move(RunStatus.FAILED, "job lost", error="the supervisor ended unexpectedly and the "
+                              "job could not be found again (its process or container is gone)")
+                    return 1
+                self.log("[mltrain] supervisor restarted: reattached to the running job")
+            else:
+                ctx, backend = self.prepare()
+                self.handle = backend.launch(ctx)
+                update_fields(self.conn, self.run_id, backend_state=json.dumps(self.handle.state()))
+                if not self.move(RunStatus.RUNNING):
+                    self.handle.cancel()
+                    return 1
+            rc = self.watch()
+            self.finalize(rc)
+            return 0
+        except Canceled:
+            if self.handle is not None:
+                self.handle.cancel()
+            self.ingest()
+            self.move(RunStatus.CANCELED, "canceled by the user")
+            return 0
+        except PrepareError as exc:
+            if self.handle is not None:
+                self.handle.cancel()
+            self.ingest()
+            self.log(f"[mltrain] error: {exc}")
+            self.move(RunStatus.FAILED, str(exc).splitlines()[0][:200], error=str(exc))
+            return 1
+        except Exception as exc:  # noqa: BLE001 - any crash must end in a recorded failure
+            if self.handle is not None:
+                try:
+                    self.handle.cancel()
+                except Exception:  # noqa: BLE001
+                    pass
+            tb = traceback.format_exc()
+            self.log(f"[mltrain] internal error: {exc}\n{tb}")
+            self.move(RunStatus.FAILED, f"internal error: {exc}", error=f"{type(exc).__name__}: {exc}\n{tb}")
+            return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mltrain-supervisor")
+    parser.add_argument("workspace")
+    parser.add_argument("run_id")
+    parser.add_argument("--reattach", action="store_true")
+    args = parser.parse_args(argv)
+    sup = Supervisor(args.workspace, args.run_id)
+    # Claim the run for this process (the submitter wrote our pid already; a reattaching one did not).
+    update_fields(sup.conn, args.run_id, supervisor_pid=os.getpid(), supervisor_started=process_identity(os.getpid()))
+    return sup.run(reattach=args.reattach)
+
+
+def supervisor_argv(workspace_dir: Path, run_id: str, reattach: bool = False) -> list[str]:
+    if getattr(sys, "frozen", False):  # a packaged app: the bundle's own entry point runs supervisors
+        argv = [sys.executable, "--supervisor", str(workspace_dir), run_id]
+    else:
+        argv = [sys.executable, "-m", "mltrain_desktop.engine.supervisor", str(workspace_dir), run_id]
+    return argv + (["--reattach"] if reattach else [])
+
+
+def spawn(workspace_dir: Path, run_id: str, reattach: bool = False) -> tuple[int, float | None]:
+    """Starts a detached supervisor for ``run_id``; returns (pid, create_time)."""
+    from .process import start_process
+    logs = Path(workspace_dir) / "runs" / run_id / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    proc = start_process(supervisor_argv(workspace_dir, run_id, reattach), cwd=logs.parent, env=env,
+                         log_path=logs / "supervisor.log")
+    return proc.pid, process_identity(proc.pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

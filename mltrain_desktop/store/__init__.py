@@ -1,0 +1,1 @@
+"""The workspace database: opening it (WAL, busy timeout) and its one schema with migrations."""

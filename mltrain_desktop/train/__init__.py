@@ -1,0 +1,1 @@
+"""The seed's ``azureml.train`` namespace: estimators."""
