@@ -24,7 +24,10 @@ def default_workspace_dir() -> Path:
 
 
 def is_workspace(path: str | Path) -> bool:
-    return (Path(path) / DB_FILE).is_file()
+    try:
+        return (Path(path) / DB_FILE).is_file()
+    except OSError:  # a folder we may not even look into
+        return False
 
 
 class Workspace:

@@ -11,7 +11,7 @@ class Estimator:
                  node_count: int = 1, process_count_per_node: int = 1, distributed_training=None,
                  use_gpu: bool = False, pip_packages=None, conda_packages=None, framework_version=None,
                  environment_variables=None, custom_docker_image=None, shm_size=None, python=None,
-                 inputs=None, max_run_duration_seconds=None, **_unused):
+                 inputs=None, max_run_duration_seconds=None, arguments=None, **_unused):
         self.source_directory = source_directory
         self.compute_target = compute_target
         self.entry_script = entry_script
@@ -27,6 +27,7 @@ class Estimator:
         self.shm_size = shm_size
         self.python = python
         self.max_run_duration_seconds = max_run_duration_seconds
+        self.arguments = list(arguments or [])
 
     def to_spec(self) -> dict:
         docker = {}
@@ -36,7 +37,7 @@ class Estimator:
             docker["shm_size"] = self.shm_size
         spec = build_spec(
             source_directory=self.source_directory, entry_script=self.entry_script,
-            arguments=normalize_arguments(script_params=self.script_params), compute_target=self.compute_target,
+            arguments=normalize_arguments(script_params=self.script_params, arguments=self.arguments), compute_target=self.compute_target,
             use_gpu=self.use_gpu, pip_packages=self.pip_packages, framework_version=self.framework_version,
             environment_variables=self.environment_variables,
             distribution=distribution_spec(self.distributed_training, self.node_count, self.process_count_per_node),
