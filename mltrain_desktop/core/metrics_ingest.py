@@ -1,31 +1,43 @@
 """Moves metric records from a run's JSON-lines files into SQLite, resuming by byte offset.
 
 Only whole lines are taken; the offset and the rows are committed in one transaction, so a
-crash of either side loses nothing and never ingests a record twice.
+crash of either side loses nothing and never ingests a record twice. A batch is parsed with a
+single ``json.loads`` (falling back to line by line when a record is damaged).
 """
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
 import time
 from pathlib import Path
 
 MAX_BATCH_BYTES = 32 << 20
+_SPECIAL = {"NaN", "Infinity", "-Infinity"}
 
 
-def _number(v):
-    """(value REAL or None, text or None) for a logged value."""
-    if isinstance(v, bool):
-        return float(v), None
-    if isinstance(v, (int, float)):
-        f = float(v)
-        if math.isfinite(f):
-            return f, None
-        return None, ("NaN" if math.isnan(f) else ("Infinity" if f > 0 else "-Infinity"))
-    if isinstance(v, str):
-        return None, v
-    return None, json.dumps(v)
+def series_id(conn: sqlite3.Connection, cache: dict, run_id: str, name: str, rank: int) -> int:
+    key = (run_id, name, rank)
+    sid = cache.get(key)
+    if sid is None:
+        conn.execute("INSERT OR IGNORE INTO metric_series (run_id, name, rank) VALUES (?,?,?)", key)
+        sid = conn.execute("SELECT id FROM metric_series WHERE run_id=? AND name=? AND rank=?", key).fetchone()[0]
+        cache[key] = sid
+    return sid
+
+
+def _parse(chunk: bytes) -> list:
+    text = chunk.decode("utf-8", errors="replace")
+    lines = [l for l in text.split("\n") if l.strip()]
+    try:
+        return json.loads("[" + ",".join(lines) + "]")
+    except ValueError:
+        out = []
+        for line in lines:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a damaged record is skipped, never fatal
+        return out
 
 
 def ingest_file(conn: sqlite3.Connection, run_id: str, path: Path, default_rank: int = 0) -> int:
@@ -37,8 +49,6 @@ def ingest_file(conn: sqlite3.Connection, run_id: str, path: Path, default_rank:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        return 0
-    if size <= offset:
         return 0
     total = 0
     while offset < size:
@@ -52,37 +62,47 @@ def ingest_file(conn: sqlite3.Connection, run_id: str, path: Path, default_rank:
                 continue
             break
         chunk = data[: end + 1]
-        metrics, rows, tags = [], [], {}
-        for line in chunk.split(b"\n"):
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-                kind = rec.get("k", "m")
-                rank = int(rec.get("rank", default_rank))
-                if kind == "m":
-                    value, text = _number(rec["v"])
-                    metrics.append((run_id, str(rec["n"]), int(rec.get("s", 0)), value, text,
-                                    float(rec.get("t", time.time())), rank))
-                elif kind == "r":
-                    rows.append((run_id, str(rec["n"]), int(rec.get("s", 0)), json.dumps(rec["v"]),
-                                 float(rec.get("t", time.time())), rank))
-                elif kind == "t":
-                    tags[str(rec["n"])] = str(rec.get("v", ""))
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue  # a damaged record is skipped, never fatal
+        records = _parse(chunk)
         conn.execute("BEGIN IMMEDIATE")
         try:
+            cache: dict = {}
+            metrics, rows, tags = [], [], {}
+            now = time.time()
+            for rec in records:
+                try:
+                    kind = rec.get("k", "m")
+                    rank = rec.get("rank", default_rank)
+                    if kind == "m":
+                        v = rec["v"]
+                        tv = type(v)
+                        if tv is float or tv is int:
+                            value, text = v, None
+                        elif tv is str:
+                            value, text = None, v
+                        elif tv is bool:
+                            value, text = float(v), None
+                        else:
+                            value, text = None, json.dumps(v)
+                        sid = cache.get((run_id, rec["n"], rank)) or series_id(conn, cache, run_id, str(rec["n"]), int(rank))
+                        metrics.append((sid, int(rec.get("s", 0)), value, text, rec.get("t", now)))
+                    elif kind == "r":
+                        rows.append((run_id, str(rec["n"]), int(rec.get("s", 0)), json.dumps(rec["v"]),
+                                     float(rec.get("t", now)), int(rank)))
+                    elif kind == "t":
+                        tags[str(rec["n"])] = str(rec.get("v", ""))
+                except (KeyError, TypeError, ValueError, AttributeError):
+                    continue
             if metrics:
-                conn.executemany("INSERT INTO metrics (run_id, name, step, value, text, wall, rank) "
-                                 "VALUES (?,?,?,?,?,?,?)", metrics)
+                conn.executemany("INSERT INTO metrics (series_id, step, value, text, wall) VALUES (?,?,?,?,?)",
+                                 metrics)
             if rows:
                 conn.executemany("INSERT INTO metric_rows (run_id, name, step, row, wall, rank) VALUES (?,?,?,?,?,?)",
                                  rows)
             if tags:
                 current = conn.execute("SELECT tags FROM runs WHERE id=?", [run_id]).fetchone()
-                merged = {**json.loads(current[0] if current else "{}"), **tags}
-                conn.execute("UPDATE runs SET tags=? WHERE id=?", [json.dumps(merged), run_id])
+                if current is not None:
+                    conn.execute("UPDATE runs SET tags=? WHERE id=?",
+                                 [json.dumps({**json.loads(current[0] or "{}"), **tags}), run_id])
             offset += len(chunk)
             conn.execute("INSERT INTO ingest_offsets (run_id, file, offset) VALUES (?,?,?) "
                          "ON CONFLICT(run_id, file) DO UPDATE SET offset=excluded.offset", [run_id, key, offset])
@@ -92,3 +112,13 @@ def ingest_file(conn: sqlite3.Connection, run_id: str, path: Path, default_rank:
             raise
         total += len(metrics) + len(rows) + len(tags)
     return total
+
+
+def decode_value(value, text):
+    """The logged value back from its (value, text) columns."""
+    if text is None:
+        return value
+    if text in _SPECIAL:
+        return float(text.replace("Infinity", "inf"))
+    return text
+

@@ -130,18 +130,20 @@ class Run(_job_run.Run):
     # -- metrics --------------------------------------------------------------------------
     def get_metrics(self, name: str | None = None, rank: int | None = 0) -> dict:
         """{name: value} for single values, {name: [values...]} for series (the seed's shape)."""
-        sql = "SELECT name, value, text FROM metrics WHERE run_id=?"
+        from .metrics_ingest import decode_value
+        sql = ("SELECT s.name, m.value, m.text FROM metric_series s JOIN metrics m ON m.series_id = s.id "
+               "WHERE s.run_id=?")
         args: list = [self.id]
         if name is not None:
-            sql += " AND name=?"
+            sql += " AND s.name=?"
             args.append(name)
         if rank is not None:
-            sql += " AND rank=?"
+            sql += " AND s.rank=?"
             args.append(rank)
-        sql += " ORDER BY name, rank, step, rowid"
+        sql += " ORDER BY s.name, s.rank, m.step, m.rowid"
         out: dict[str, list] = {}
         for n, v, t in self.workspace.db.execute(sql, args):
-            out.setdefault(n, []).append(v if t is None else (float(t) if t in ("NaN", "Infinity", "-Infinity") else t))
+            out.setdefault(n, []).append(decode_value(v, t))
         rows = self.workspace.db.execute("SELECT name, row FROM metric_rows WHERE run_id=? ORDER BY name, step",
                                          [self.id]).fetchall()
         for n, r in rows:
@@ -156,13 +158,14 @@ class Run(_job_run.Run):
     def get_metric_series(self, name: str, rank: int = 0, after_step: int = -1) -> tuple[list, list, list]:
         """(steps, values, wall times) of one metric, optionally only steps after ``after_step``."""
         rows = self.workspace.db.execute(
-            "SELECT step, value, wall FROM metrics WHERE run_id=? AND name=? AND rank=? AND step>? ORDER BY step",
+            "SELECT m.step, m.value, m.wall FROM metrics m WHERE m.series_id = (SELECT id FROM metric_series "
+            "WHERE run_id=? AND name=? AND rank=?) AND m.step>? ORDER BY m.step",
             [self.id, name, rank, after_step]).fetchall()
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def get_metric_names(self) -> list[tuple[str, int]]:
         return [tuple(r) for r in self.workspace.db.execute(
-            "SELECT DISTINCT name, rank FROM metrics WHERE run_id=? ORDER BY rank, name", [self.id])]
+            "SELECT name, rank FROM metric_series WHERE run_id=? ORDER BY rank, name", [self.id])]
 
     # -- files ----------------------------------------------------------------------------
     def get_file_names(self) -> list[str]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import sqlite_utils
-
 from .migrations import LATEST, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
@@ -51,7 +49,36 @@ def _split(sql: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def connect(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
+class Store:
+    """A workspace database connection: ``execute`` for queries, ``utils`` for sqlite-utils' API.
+
+    sqlite-utils (which imports numpy) is loaded only when ``utils`` is first used, so that
+    short-lived processes such as run supervisors start fast.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+        self._utils = None
+
+    def execute(self, sql: str, params=()):
+        return self.conn.execute(sql, params)
+
+    @property
+    def utils(self):
+        if self._utils is None:
+            import sqlite_utils
+            self._utils = sqlite_utils.Database(self.conn)
+        return self._utils
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect(path: str | Path, migrate: bool = True) -> Store:
     """Opens (creating if needed) the database at ``path`` and brings its schema up to date."""
     path = Path(path)
     try:
@@ -78,8 +105,8 @@ def connect(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
         raise
     if mode.lower() != "wal":  # e.g. a network filesystem that cannot share memory
         pass
-    return sqlite_utils.Database(conn)
+    return Store(conn, path)
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
+def schema_version(db: Store) -> int:
     return db.execute("PRAGMA user_version").fetchone()[0]

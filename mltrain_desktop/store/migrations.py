@@ -104,16 +104,22 @@ CREATE TABLE run_inputs (
     PRIMARY KEY (run_id, name)
 );
 
-CREATE TABLE metrics (
+CREATE TABLE metric_series (
+    id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
     name TEXT NOT NULL,
+    rank INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (run_id, name, rank)
+);
+
+CREATE TABLE metrics (
+    series_id INTEGER NOT NULL REFERENCES metric_series(id),
     step INTEGER NOT NULL,
     value REAL,
     text TEXT,
-    wall REAL NOT NULL,
-    rank INTEGER NOT NULL DEFAULT 0
+    wall REAL NOT NULL
 );
-CREATE INDEX metrics_run_name ON metrics(run_id, name, rank, step);
+CREATE INDEX metrics_series_step ON metrics(series_id, step);
 
 CREATE TABLE metric_rows (
     run_id TEXT NOT NULL,

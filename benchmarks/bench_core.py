@@ -1,0 +1,131 @@
+"""Core figures, measured side by side in one run (see issue 2 for the targets).
+
+1. start latency: exp.submit() -> the script's first line, vs `python script.py` directly;
+2. run.log() cost per call vs appending and flushing one JSON line in the same process;
+3. ingestion rate of metric records into SQLite (points per second);
+4. the sample's epoch time under the app vs run bare.
+
+Usage: .venv/bin/python benchmarks/bench_core.py [--repeats 5] [--skip-epoch]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FIRST_LINE = "import time, sys; print('first', repr(time.time()), flush=True)\n"
+
+
+def _first_line_time(text: str) -> float:
+    m = re.search(r"first (\d+\.\d+)", text)
+    return float(m.group(1)) if m else float("nan")
+
+
+def bench_start(ws, src: Path, repeats: int) -> tuple[list[float], list[float]]:
+    from mltrain_desktop.core import Experiment, ScriptRunConfig
+    bare, app = [], []
+    for _ in range(repeats):
+        t0 = time.time()
+        out = subprocess.run([sys.executable, str(src / "first.py")], capture_output=True, text=True)
+        bare.append(_first_line_time(out.stdout) - t0)
+        t0 = time.time()
+        run = Experiment(ws, "bench-start").submit(ScriptRunConfig(source_directory=str(src), script="first.py"))
+        run.wait_for_completion()
+        app.append(_first_line_time(run.read_log()[0]) - t0)
+    return bare, app
+
+
+def bench_log(n: int = 200_000) -> tuple[float, float]:
+    from mltrain_desktop.run import Run
+    with tempfile.TemporaryDirectory() as d:
+        r = Run("bench", os.path.join(d, "m.jsonl"))
+        t0 = time.perf_counter()
+        for i in range(n):
+            r.log("loss", 0.5)
+        per_log = (time.perf_counter() - t0) / n
+        with open(os.path.join(d, "plain.jsonl"), "a", buffering=1 << 16) as fh:
+            t0 = time.perf_counter()
+            for i in range(n):
+                fh.write(json.dumps({"k": "m", "n": "loss", "s": i, "v": 0.5, "t": time.time()},
+                                    separators=(",", ":")) + "\n")
+                fh.flush()
+            per_line = (time.perf_counter() - t0) / n
+    return per_log, per_line
+
+
+def bench_ingest(n: int = 1_000_000) -> float:
+    from mltrain_desktop.core.metrics_ingest import ingest_file
+    from mltrain_desktop.store.db import connect
+    with tempfile.TemporaryDirectory() as d:
+        f = Path(d) / "metrics.jsonl"
+        now = time.time()
+        with open(f, "w") as fh:
+            for i in range(n):
+                fh.write(f'{{"k":"m","n":"batch_loss","s":{i},"v":{1.0 / (i + 1)},"t":{now + i * 1e-3}}}\n')
+        conn = connect(Path(d) / "w.db").conn
+        t0 = time.perf_counter()
+        got = ingest_file(conn, "run", f)
+        dt = time.perf_counter() - t0
+        assert got == n
+        return n / dt
+
+
+def bench_epoch(ws, epochs: int) -> tuple[float, float]:
+    from mltrain_desktop.core import Experiment
+    from mltrain_desktop.core.sample_flow import register_sample_dataset, sample_estimator
+    from mltrain_desktop.core.samples import SAMPLE_DIR, sample_data_dir
+    data = sample_data_dir()
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run([sys.executable, str(SAMPLE_DIR / "tf_mnist.py"), "--data-folder", str(data),
+                              "--epochs", str(epochs)], capture_output=True, text=True, cwd=d,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    bare = float(re.search(r"Training took ([\d.]+)s", out.stdout).group(1))
+    ds = register_sample_dataset(ws)
+    run = Experiment(ws, "bench-epoch").submit(sample_estimator(ws, ds, epochs=epochs))
+    run.wait_for_completion()
+    app = float(re.search(r"Training took ([\d.]+)s", run.read_log(max_bytes=1 << 24)[0]).group(1))
+    return bare / epochs, app / epochs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--skip-epoch", action="store_true")
+    args = ap.parse_args()
+    from mltrain_desktop.core import Workspace
+    with tempfile.TemporaryDirectory() as d:
+        ws = Workspace.create(Path(d) / "ws")
+        src = Path(d) / "src"
+        src.mkdir()
+        (src / "first.py").write_text(FIRST_LINE)
+        bare, app = bench_start(ws, src, args.repeats)
+        mb, ma = statistics.median(bare), statistics.median(app)
+        print(f"start: python script.py -> first line   median {mb * 1000:7.1f} ms  (runs: "
+              f"{', '.join(f'{x * 1000:.0f}' for x in bare)})")
+        print(f"start: exp.submit()     -> first line   median {ma * 1000:7.1f} ms  (runs: "
+              f"{', '.join(f'{x * 1000:.0f}' for x in app)})")
+        print(f"start: added by the app                  {(ma - mb) * 1000:7.1f} ms   (target < 150 ms)")
+        per_log, per_line = bench_log()
+        print(f"run.log(): {per_log * 1e6:6.2f} us/call; plain JSON line + flush: {per_line * 1e6:6.2f} us "
+              f"-> ratio {per_log / per_line:.2f} (target <= 1.5)")
+        rate = bench_ingest()
+        print(f"ingestion into SQLite: {rate:,.0f} points/s (target > 200,000)")
+        if not args.skip_epoch:
+            eb, ea = bench_epoch(ws, args.epochs)
+            print(f"sample epoch time: bare {eb:.3f} s, under the app {ea:.3f} s -> added {100 * (ea / eb - 1):+.1f}% "
+                  f"(target < 2 %; data: {'full' if 'datasets' in str(__import__('mltrain_desktop.core.samples', fromlist=['x']).sample_data_dir()) else 'subset'})")
+
+
+if __name__ == "__main__":
+    main()
