@@ -479,13 +479,15 @@ def _ws_or_create(ctx):
 
 
 def main(argv=None):
-    # Registered elsewhere (endpoint commands for deployments) when their modules exist.
-    try:
-        from .serving.cli import endpoint
-        cli.add_command(endpoint)
-    except ImportError:
-        pass
     return cli.main(args=argv, prog_name="mltrain")
+
+
+def _register_subgroups():
+    from .serving.cli import endpoint
+    cli.add_command(endpoint)
+
+
+_register_subgroups()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ _NAMES = {
     "Environment": ".script_run_config",
     "ComputeTarget": ".compute",
     "ResourceConfiguration": ".resource_configuration",
-    "Webservice": "mltrain_desktop.serving.webservice",
+    "Webservice": ".webservice",
+    "LocalWebservice": ".webservice",
+    "InferenceConfig": ".webservice",
 }
 
 __all__ = sorted(_NAMES)

@@ -51,8 +51,9 @@ def _as_f64(a) -> np.ndarray:
     return arr
 
 
-def _grow(arr: np.ndarray, size: int, fill: float | int) -> np.ndarray:
-    out = np.full(size, fill, dtype=arr.dtype)
+def _grow(arr: np.ndarray, size: int) -> np.ndarray:
+    # np.empty: the tail is never read before it is written, and untouched pages cost nothing.
+    out = np.empty(size, dtype=arr.dtype)
     out[: arr.shape[0]] = arr
     return out
 
@@ -86,10 +87,10 @@ class _Level:
 
     def reserve(self, nbuckets: int) -> None:
         if nbuckets > self.ymin.shape[0]:
-            self.ymin = _grow(self.ymin, nbuckets, np.inf)
-            self.ymax = _grow(self.ymax, nbuckets, -np.inf)
-            self.imin = _grow(self.imin, nbuckets, -1)
-            self.imax = _grow(self.imax, nbuckets, -1)
+            self.ymin = _grow(self.ymin, nbuckets)
+            self.ymax = _grow(self.ymax, nbuckets)
+            self.imin = _grow(self.imin, nbuckets)
+            self.imax = _grow(self.imax, nbuckets)
 
     def padded(self, j0: int, j1: int, k: int):
         """Bucket stats for buckets [j0, j1) padded to whole groups of k aligned on multiples of k.
@@ -241,8 +242,8 @@ class SeriesBuffer:
             return
         while cap < n:
             cap *= 2
-        self._x = _grow(self._x, cap, np.nan)
-        self._y = _grow(self._y, cap, np.nan)
+        self._x = _grow(self._x, cap)
+        self._y = _grow(self._y, cap)
         for lv in self._levels:
             lv.reserve(-(-cap // lv.size))
 
@@ -253,12 +254,16 @@ class SeriesBuffer:
         """Min/max per group of ``gs`` raw points, groups aligned on multiples of gs, over [i0, i1)."""
         g0 = (i0 // gs) * gs
         g1 = -(-i1 // gs) * gs
-        yv = self._y[i0:i1]
-        ok = self._valid(i0, i1)
-        lo = np.full(g1 - g0, np.inf)
-        hi = np.full(g1 - g0, -np.inf)
-        lo[i0 - g0 : i1 - g0] = np.where(ok, yv, np.inf)
-        hi[i0 - g0 : i1 - g0] = np.where(ok, yv, -np.inf)
+        a, b = i0 - g0, i1 - g0
+        bad = ~self._valid(i0, i1)
+        lo = np.empty(g1 - g0)
+        hi = np.empty(g1 - g0)
+        for arr, pad in ((lo, np.inf), (hi, -np.inf)):
+            arr[:a] = pad
+            arr[b:] = pad
+            seg = arr[a:b]
+            seg[:] = self._y[i0:i1]
+            seg[bad] = pad
         return g0, _group_min_max(lo, hi, g0, gs)
 
     def _range_extremes(self, i0: int, i1: int) -> np.ndarray:
@@ -278,18 +283,37 @@ class SeriesBuffer:
         s = lv0.size
         j0 = n0 // s
         j1 = -(-n1 // s)
-        _, (lo, ilo, hi, ihi) = self._raw_groups(j0 * s, n1, s)
-        self._store(lv0, j0, j1, lo, ilo, hi, ihi)
-        # Higher levels: recompute the touched buckets from their children.
+        if j1 - j0 == 1:  # small append, one bucket: scalar fast path
+            ext = self._range_extremes(j0 * s, n1)
+            if ext.shape[0]:
+                lv0.imin[j0], lv0.imax[j0] = ext
+                lv0.ymin[j0], lv0.ymax[j0] = self._y[ext]
+            else:
+                lv0.imin[j0] = lv0.imax[j0] = -1
+                lv0.ymin[j0], lv0.ymax[j0] = np.inf, -np.inf
+        else:
+            _, (lo, ilo, hi, ihi) = self._raw_groups(j0 * s, n1, s)
+            self._store(lv0, j0, j1, lo, ilo, hi, ihi)
+        # Higher levels: recompute the touched buckets from their children (an empty child has
+        # index -1 and +-inf values, so an empty parent gets -1 too).
         child = lv0
         for lv in self._levels[1:]:
             f = lv.size // child.size
             c0 = (n0 // lv.size) * f
             c1 = -(-n1 // child.size)
-            _, clo, chi = child.padded(c0, c1, f)
-            lo, alo, hi, ahi = _group_min_max(clo, chi, c0, f)
-            # alo/ahi are child bucket indices; map to point indices
-            self._store(lv, c0 // f, -(-c1 // f), lo, child.imin[alo], hi, child.imax[ahi])
+            if c1 - c0 <= f:  # one parent bucket: fast path
+                j = c0 // f
+                a = int(child.ymin[c0:c1].argmin()) + c0
+                b = int(child.ymax[c0:c1].argmax()) + c0
+                lv.ymin[j] = child.ymin[a]
+                lv.imin[j] = child.imin[a]
+                lv.ymax[j] = child.ymax[b]
+                lv.imax[j] = child.imax[b]
+            else:
+                _, clo, chi = child.padded(c0, c1, f)
+                lo, alo, hi, ahi = _group_min_max(clo, chi, c0, f)
+                # alo/ahi are child bucket indices; map to point indices
+                self._store(lv, c0 // f, -(-c1 // f), lo, child.imin[alo], hi, child.imax[ahi])
             child = lv
 
     @staticmethod
@@ -407,20 +431,32 @@ class SeriesBuffer:
             self._sm_state = 0.0
             self._sm_count = 0
         if self._sm.shape[0] < n:
-            self._sm = _grow(self._sm, self.capacity, np.nan)
+            self._sm = _grow(self._sm, self.capacity)
         if self._sm_n < n:
             a = self._sm_n
             v = self._y[a:n]
             fin = np.isfinite(v)
-            vf = v[fin]
-            out = np.full(n - a, np.nan)
-            if vf.shape[0]:
-                s = ema(vf, w, self._sm_state, debias=False)
-                counts = self._sm_count + np.arange(1, vf.shape[0] + 1)
-                out[fin] = s / (1.0 - np.power(w, counts)) if w > 0 else s
-                self._sm_state = float(s[-1])
-                self._sm_count += vf.shape[0]
-            self._sm[a:n] = out
+            all_fin = bool(fin.all())
+            vf = v if all_fin else v[fin]
+            out = self._sm[a:n]
+            if not all_fin:
+                out[:] = np.nan
+            m = vf.shape[0]
+            if m:
+                sm = ema(vf, w, self._sm_state, debias=False)
+                self._sm_state = float(sm[-1])
+                # debias the first values only: beyond ~-39/ln(w) values, 1 - w**count == 1.0
+                if w > 0.0:
+                    kmax = int(math.ceil(-39.2 / math.log(w))) if w > 1e-300 else 1
+                    c0 = self._sm_count
+                    if c0 < kmax:
+                        h = min(m, kmax - c0)
+                        sm[:h] /= 1.0 - np.power(w, np.arange(c0 + 1, c0 + h + 1, dtype=np.float64))
+                self._sm_count += m
+                if all_fin:
+                    out[:] = sm
+                else:
+                    out[fin] = sm
             self._sm_n = n
         v = self._sm[:n]
         v.flags.writeable = False
@@ -465,7 +501,9 @@ def ema(values, alpha: float, state: float = 0.0, debias: bool = True) -> np.nda
     V = V.reshape(nb, L)
     j = np.arange(L, dtype=np.float64)
     wj = np.power(w, j)  # w^j in [~1e-8, 1]
-    local = np.cumsum(V / wj, axis=1) * (wj * (1.0 - w))  # EMA of each block from a zero state
+    V /= wj
+    local = np.cumsum(V, axis=1, out=V)
+    local *= wj * (1.0 - w)  # now: EMA of each block from a zero state
     W = w**L
     ends = local[:, -1]
     carry = np.zeros(nb)  # state entering each block
@@ -484,7 +522,9 @@ def ema(values, alpha: float, state: float = 0.0, debias: bool = True) -> np.nda
                 carry[k:] += (W ** (k - 1)) * ends[: nb - k]
             if state != 0.0:
                 carry[1:] += state * np.power(W, np.arange(1, nb))
-    s = (local + np.outer(carry, wj * w)).ravel()[:m]
+    local += carry[:, None] * (wj * w)
+    s = local.ravel()[:m]
     if debias:
-        s = s / (1.0 - np.power(w, np.arange(1, m + 1)))
+        kmax = min(m, int(math.ceil(-39.2 / math.log(w))))
+        s[:kmax] /= 1.0 - np.power(w, np.arange(1, kmax + 1, dtype=np.float64))
     return s
