@@ -58,8 +58,9 @@ class TensorSpec:
     @classmethod
     def from_json(cls, d: dict) -> "TensorSpec":
         shape = d.get("shape")
-        return cls(d["name"], d["dtype"],
-                   None if shape is None else tuple(None if s is None or s < 0 else s for s in shape))
+        if shape is not None:
+            shape = tuple(None if s is None or s < 0 else s for s in shape)
+        return cls(d["name"], d["dtype"], shape)
 
     def tensor_info(self, graph_name: str) -> dict:
         """TF Serving's TensorInfo JSON (as its metadata endpoint prints it)."""

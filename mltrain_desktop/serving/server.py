@@ -37,12 +37,14 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 import threading
 import time
 import traceback
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -215,10 +217,7 @@ class KerasServable(Servable):
             raise _model_error(f"not a loadable model: {path} could not be loaded as a Keras "
                                f"model: {_short_exc(e)}") from None
         self.model = model
-        try:
-            struct = model.input
-        except (AttributeError, ValueError):
-            struct = None
+        struct = _structure(model, "input")
         if struct is None:
             # A subclassed model without a known input: accept any float32 batch.
             self._input_kind = "single"
@@ -238,7 +237,7 @@ class KerasServable(Servable):
             self._input_kind, names, tensors = "single", [struct.name], [struct]
         self.inputs = [TensorSpec(n, _dtype_name(t.dtype), tuple(t.shape))
                        for n, t in zip(names, tensors)]
-        out = model.output
+        out = _structure(model, "output")
         if isinstance(out, dict):
             onames, otensors = list(out), list(out.values())
         else:
@@ -271,7 +270,8 @@ class KerasServable(Servable):
         try:
             y = self._fn(*args)
         except _input_error_types(self._tf) as e:
-            raise ProtocolError(f"the model rejected the input: {_short_exc(e)}") from None
+            raise ProtocolError(f"the model rejected the input: {_input_error_message(e)}") \
+                from None
         return _outputs_to_numpy(y, self._output_names)
 
 
@@ -302,7 +302,8 @@ class SavedModelServable(Servable):
         self._tf_dtypes = {n: s.dtype for n, s in kwargs.items()}
         outs = fn.structured_outputs
         if isinstance(outs, dict):
-            self.outputs = [TensorSpec(n, s.dtype.name, _tf_shape(s.shape)) for n, s in outs.items()]
+            self.outputs = [TensorSpec(n, s.dtype.name, _tf_shape(s.shape))
+                            for n, s in outs.items()]
         else:
             self.outputs = [TensorSpec("output_0", outs.dtype.name, _tf_shape(outs.shape))]
 
@@ -312,8 +313,42 @@ class SavedModelServable(Servable):
             kw = {n: tf.constant(v, dtype=self._tf_dtypes[n]) for n, v in feeds.items()}
             y = self._fn(**kw)
         except _input_error_types(tf) as e:
-            raise ProtocolError(f"the model rejected the input: {_short_exc(e)}") from None
+            raise ProtocolError(f"the model rejected the input: {_input_error_message(e)}") \
+                from None
         return _outputs_to_numpy(y, self.output_names)
+
+
+def _structure(model: Any, which: str) -> Any:
+    """``model.input``/``model.output`` (a tensor, list or dict); for a Sequential model,
+    which never gets those, the single tensor of ``model.inputs``/``model.outputs``."""
+    try:
+        return getattr(model, which)
+    except (AttributeError, ValueError):
+        pass
+    try:
+        flat = getattr(model, which + "s")
+    except (AttributeError, ValueError):
+        return None
+    if not flat:
+        return None
+    return flat[0] if len(flat) == 1 else list(flat)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXC_LINE = re.compile(r"^\s*[A-Za-z_.]*(Error|Exception): ")
+
+
+def _input_error_message(e: BaseException) -> str:
+    """A TF/Keras error without the traced user-code frames and terminal colours."""
+    text = _ANSI.sub("", str(e))
+    lines = text.splitlines()
+    starts = [i for i, ln in enumerate(lines) if _EXC_LINE.match(ln)]
+    if starts:
+        lines = lines[starts[-1]:]
+        lines[0] = _EXC_LINE.sub("", lines[0])
+    msg = " ".join(ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("File "))
+    msg = f"{type(e).__name__}: {msg}"
+    return msg if len(msg) <= 600 else msg[:597] + "..."
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -336,8 +371,32 @@ def _outputs_to_numpy(y: Any, names: list[str]) -> dict:
     return {(names[0] if names else "output_0"): y.numpy()}
 
 
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def check_model_file(resolved: ResolvedModel) -> None:
+    """Cheap sanity check of a Keras file's format, before TensorFlow is imported (Keras's own
+    error for a .keras file that is not a zip says "File not found", which misleads)."""
+    if resolved.kind != "keras":
+        return
+    p = resolved.path
+    try:
+        if p.suffix.lower() == ".keras":
+            if not zipfile.is_zipfile(p):
+                raise _model_error(f"not a loadable model: {p} is not a Keras archive (a "
+                                   ".keras file is a zip written by model.save())")
+        else:
+            with open(p, "rb") as f:
+                head = f.read(2048 + 8)
+            if not any(head[o:o + 8] == _HDF5_MAGIC for o in (0, 512, 1024, 2048)):
+                raise _model_error(f"not a loadable model: {p} is not an HDF5 file")
+    except OSError as e:
+        raise _model_error(f"cannot read model file {p}: {e.strerror or e}") from None
+
+
 def load_servable(model_path: str | os.PathLike) -> Servable:
     resolved = resolve_model_path(model_path)
+    check_model_file(resolved)
     log.info("loading %s model from %s", resolved.kind, resolved.path)
     if resolved.kind == "keras":
         return KerasServable(resolved.path)
@@ -510,6 +569,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "MLTrainServing/0.1"
     sys_version = ""
     timeout = 120            # seconds a connection may sit idle or a body may trickle in
+    # TCP_NODELAY: the status line + headers and the body go out as separate writes; with
+    # Nagle's algorithm the body would wait for the client's delayed ACK (~40 ms per request).
+    disable_nagle_algorithm = True
 
     server: "_Server"
 
@@ -518,6 +580,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         log.warning("%s: %s", self.address_string(), format % args)
+
+    def send_error(self, code, message=None, explain=None):
+        """Errors the base class finds before a do_* method runs (a malformed request line,
+        headers too long, ...), as JSON like every other answer; the connection is closed."""
+        short = self.responses.get(code, ("Error",))[0]
+        msg = message or short
+        log.warning("%s %s: %s", code, getattr(self, "requestline", "") or "-", msg)
+        body = json.dumps({"error": msg}).encode("utf-8")
+        self.close_connection = True
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if getattr(self, "command", None) != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
 
     def handle_expect_100(self):
         if self._declared_length() > self.server.app.max_body:
@@ -669,8 +747,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # The request body was not read: this connection cannot carry another request.
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        if self._method != "HEAD":
+        if self._method == "HEAD" or not body:
+            self.end_headers()
+        elif hasattr(self, "_headers_buffer"):
+            self._headers_buffer.append(b"\r\n" + body)   # headers and body in one write
+            self.flush_headers()
+        else:
+            self.end_headers()
             self.wfile.write(body)
         self.wfile.flush()
 

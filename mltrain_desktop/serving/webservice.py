@@ -284,7 +284,7 @@ def _launch(workspace, name: str) -> None:
         ws._set(state="Transitioning", state_detail="starting the container", container_id=container_id, port=port,
                 pid=None, pid_started=None)
         return
-    python = config.get("python") or sys.executable
+    python = config.get("python") or __import__("mltrain_desktop.engine.interpreters").engine.interpreters.default_python()
     args = [python, *_server_args(row, str(model.local_path), str(folder), config.get("entry_script")),
             "--host", row["host"], "--port", str(config.get("port") or 0)]
     env = dict(os.environ)
