@@ -187,6 +187,8 @@ class Webservice:
                 info = json.loads(ready.read_text())
                 if "error" in info:
                     self._set(state="Failed", state_detail=f"{info.get('stage', 'start')}: {info['error']}")
+                elif row["kind"] == "docker":  # the ready file names the port inside the container
+                    self._set(state="Healthy", state_detail="")
                 else:
                     self._set(state="Healthy", state_detail="", port=info["port"])
                 break
@@ -319,8 +321,11 @@ def deploy(workspace, name: str, models: list, inference_config: InferenceConfig
     elif model.model_framework not in NO_CODE_FRAMEWORKS:
         raise UserErrorException(f"model {model.id} is a {model.model_framework} model: no-code deployment serves "
                                  "TensorFlow models; pass inference_config=InferenceConfig(entry_script=...)")
-    if config.get("kind") == "docker" and model.resource_configuration:
-        config.setdefault("resources", model.resource_configuration.to_dict())
+    if config.get("kind") == "docker":
+        from .container import _target_config
+        config["target_config"] = _target_config(workspace, config["compute_target"])
+        if model.resource_configuration:
+            config.setdefault("resources", model.resource_configuration.to_dict())
     exists = workspace.db.execute("SELECT 1 FROM endpoints WHERE name=?", [name]).fetchone()
     if exists:
         if not overwrite:

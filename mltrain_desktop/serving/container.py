@@ -1,0 +1,135 @@
+"""Endpoints in containers: the inference server run on a Docker compute target.
+
+The container gets the model read-only, the job kit (this package's source) read-only, and the
+endpoint folder (key and ready file) read-write; its port is published on 127.0.0.1 only. CPU
+and memory limits come from the model's resource configuration.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+from ..core.errors import UserErrorException
+
+CONTAINER_PORT = 8501
+LABEL_WORKSPACE = "mltrain.workspace"
+LABEL_ENDPOINT = "mltrain.endpoint"
+
+
+class DockerWebservice:
+    @staticmethod
+    def deploy_configuration(compute_target: str, port: int | None = None, image: str | None = None,
+                             max_body_bytes: int = 10 << 20) -> dict:
+        if not compute_target:
+            raise UserErrorException("a Docker deployment needs compute_target, the name of a docker target")
+        return {"kind": "docker", "compute_target": compute_target, "port": port or 0, "image": image,
+                "max_body_bytes": int(max_body_bytes)}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _target_config(workspace, name: str) -> dict:
+    from ..core.compute import ComputeTarget
+    t = ComputeTarget(workspace, name)
+    if t.kind != "docker":
+        raise UserErrorException(f"compute target {name!r} is a {t.kind} target; a container deployment needs "
+                                 "a docker target")
+    return t.config
+
+
+def _client(config: dict):
+    from ..core.compute_docker import docker_client
+    return docker_client(config)
+
+
+def start_container(workspace, row: dict, model, config: dict, server_args) -> tuple[str, int]:
+    from ..engine.jobkit import jobkit_dir
+    target = _target_config(workspace, config["compute_target"])
+    image = config.get("image") or target.get("image")
+    if not image:
+        raise UserErrorException(f"compute target {config['compute_target']!r} names no image; set one, or pass "
+                                 "image= to DockerWebservice.deploy_configuration")
+    client = _client(target)
+    try:
+        client.images.get(image)
+    except Exception as exc:  # noqa: BLE001 - docker.errors.ImageNotFound and friends
+        raise UserErrorException(f"image {image} is not present on the Docker engine of "
+                                 f"{config['compute_target']!r}: {exc}") from exc
+    folder = workspace.path / "endpoints" / row["name"]
+    host_port = int(config.get("port") or 0) or _free_port()
+    model_path = model.local_path
+    mounts = {
+        str(model_path): {"bind": f"/mltrain/model/{model_path.name}", "mode": "ro"},
+        str(jobkit_dir(workspace.path)): {"bind": "/mltrain/jobkit", "mode": "ro"},
+        str(folder): {"bind": "/mltrain/endpoint", "mode": "rw"},
+    }
+    entry = config.get("entry_script")
+    if entry:
+        mounts[os.path.dirname(entry)] = {"bind": "/mltrain/score", "mode": "ro"}
+        entry = f"/mltrain/score/{os.path.basename(entry)}"
+    argv = ["python3", *server_args(row, f"/mltrain/model/{model_path.name}", "/mltrain/endpoint", entry),
+            "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)]
+    resources = config.get("resources") or {}
+    kwargs = {
+        "image": image, "command": argv, "detach": True, "init": True,
+        "name": f"mltrain-endpoint-{row['name']}",
+        "environment": {"PYTHONPATH": "/mltrain/jobkit", "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+        "volumes": mounts, "ports": {f"{CONTAINER_PORT}/tcp": ("127.0.0.1", host_port)},
+        "labels": {LABEL_WORKSPACE: str(workspace.path), LABEL_ENDPOINT: row["name"]},
+        "user": f"{os.getuid()}:{os.getgid()}", "working_dir": "/mltrain/endpoint",
+    }
+    if resources.get("cpu"):
+        kwargs["nano_cpus"] = int(float(resources["cpu"]) * 1e9)
+    if resources.get("memory_in_gb"):
+        kwargs["mem_limit"] = int(float(resources["memory_in_gb"]) * 2**30)
+    try:
+        old = client.containers.get(kwargs["name"])
+        old.remove(force=True)
+    except Exception:  # noqa: BLE001 - none left over
+        pass
+    container = client.containers.run(**kwargs)
+    return container.id, host_port
+
+
+def _get(workspace_target_config: dict, container_id: str):
+    client = _client(workspace_target_config)
+    return client.containers.get(container_id)
+
+
+def _target_for_row(row: dict) -> dict:
+    """The Docker target's configuration, copied into the endpoint's config at deploy time."""
+    return json.loads(row["config"]).get("target_config", {})
+
+
+def container_running(row: dict) -> bool:
+    if not row.get("container_id"):
+        return False
+    try:
+        c = _get(_target_for_row(row), row["container_id"])
+        return c.status in ("created", "running")
+    except Exception:  # noqa: BLE001 - gone, or the engine is unreachable
+        return False
+
+
+def container_logs(row: dict, num_lines: int) -> str:
+    try:
+        c = _get(_target_for_row(row), row["container_id"])
+        return c.logs(tail=num_lines).decode("utf-8", errors="replace")
+    except Exception as exc:  # noqa: BLE001
+        return f"(no logs: {exc})"
+
+
+def remove_container(row: dict) -> None:
+    if not row.get("container_id"):
+        return
+    try:
+        c = _get(_target_for_row(row), row["container_id"])
+        c.stop(timeout=5)
+        c.remove(force=True)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
