@@ -19,6 +19,7 @@ _NAMES = {
     "ComputeTarget": "mltrain_desktop.core.compute",
     "AmlCompute": "mltrain_desktop.core.compute",
     "LocalCompute": "mltrain_desktop.core.compute",
+    "DockerCompute": "mltrain_desktop.core.compute_docker",
     "ComputeTargetException": "mltrain_desktop.core.compute_target",
     "ResourceConfiguration": "mltrain_desktop.core.resource_configuration",
     "MpiConfiguration": "mltrain_desktop.core.runconfig",

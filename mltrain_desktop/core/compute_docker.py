@@ -78,7 +78,12 @@ def _positive_number(name: str, value) -> None:
 
 
 def normalize_gpus(gpus) -> str | int | list[str]:
-    """'all' | N>=1 | [device ids] (a "0,1" string is split); raises ValueError otherwise."""
+    """'all' | N>=1 | [device ids]; raises ValueError otherwise.
+
+    Strings as ``docker run --gpus`` takes them: "all", "2" or "count=2" (a number of GPUs),
+    "device=1" or "device=0,2" (device ids or UUIDs), or "0,2" / "0" (ids: a leading 0 or a
+    comma makes a list).
+    """
     if gpus is None or gpus is True or (isinstance(gpus, str) and gpus.strip().lower() == "all"):
         return "all"
     if isinstance(gpus, bool):
@@ -88,10 +93,18 @@ def normalize_gpus(gpus) -> str | int | list[str]:
             raise ValueError(f"gpus must be at least 1 (or 'all'), got {gpus}")
         return gpus
     if isinstance(gpus, str):
-        text = gpus.strip()
-        if text.isdigit() and "," not in text and not text.startswith("0"):
-            return int(text)
-        gpus = [p for p in text.split(",")]
+        text = gpus.strip().strip("'\"").strip()
+        if text.lower().startswith("count="):
+            text = text[6:].strip()
+            if text.lower() == "all":
+                return "all"
+            if not text.isdigit():
+                raise ValueError(f"gpus count must be a whole number or 'all', got {gpus!r}")
+        elif text.lower().startswith("device="):
+            text = text[7:] + ","  # always device ids, even a single "1"
+        if text.isdigit() and not text.startswith("0"):
+            return normalize_gpus(int(text))
+        gpus = [p for p in text.split(",") if p.strip()] or [""]
     if isinstance(gpus, (list, tuple)):
         ids = [str(g).strip() for g in gpus]
         if not ids or any(not i for i in ids):
@@ -142,7 +155,7 @@ def validate(config: dict) -> dict:
             raise ValueError(f"ca_certificates {p} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
         cfg["ca_certificates"] = str(p.resolve())
     idx = cfg.get("pip_index_url")
-    if idx is not None and (not isinstance(idx, str) or not re.match(r"^(https?|file)://", idx)):
+    if idx is not None and (not isinstance(idx, str) or not re.match(r"^(https?|file)://\S+$", idx)):
         raise ValueError(f"pip_index_url {idx!r} must be an http(s):// or file:// URL")
     net = cfg.get("network")
     if net is not None and (not isinstance(net, str) or not net):
@@ -187,6 +200,10 @@ def explain_engine_error(exc: BaseException, url: str) -> str:
         e = e.__cause__ or e.__context__
     text = " | ".join(parts)
     low = text.lower()
+    if "paramiko" in low:
+        return (f"the Docker engine at {url} is reached over ssh, which needs the Python package paramiko "
+                "in the app's environment: pip install paramiko (the ssh command and ~/.ssh/config are then "
+                "used), or expose the engine over tcp:// with TLS.")
     if "permission denied" in low or "errno 13" in low or "PermissionError" in text:
         return (f"permission denied talking to the Docker engine at {url}: this user may not use it. "
                 "Add yourself to the docker group ('sudo usermod -aG docker $USER', then log out and in), "
@@ -230,6 +247,8 @@ def api_client(config: dict | None = None, timeout: float = 60):
             kw = docker.utils.kwargs_from_env()
             if config.get("tls") and "tls" not in kw:
                 kw["tls"] = _tls_config(config["tls"])
+            if str(kw.get("base_url", "")).startswith("ssh://"):
+                kw["use_ssh_client"] = True  # the ssh command and its config, not paramiko
             api = docker.APIClient(version="auto", timeout=timeout, **kw)
         api.ping()
         return api

@@ -47,4 +47,16 @@ def recover_orphaned_runs(workspace) -> list[str]:
                       error=f"the run's supervisor process (pid {pid}) ended unexpectedly while the run was "
                             f"{status}; the job was stopped. Submit the run again."):
             settled.append(run_id)
+    _clean_docker_orphans(workspace, conn)
     return settled
+
+
+def _clean_docker_orphans(workspace, conn) -> None:
+    """Removes containers of this workspace whose runs are already over (never raises)."""
+    cfgs = [json.loads(c) for (c,) in conn.execute("SELECT config FROM compute_targets WHERE kind='docker'")]
+    if not cfgs:
+        return
+    from .backends.docker import clean_orphans_for_targets
+    live = [r for (r,) in conn.execute(f"SELECT id FROM runs WHERE status IN ({','.join('?' * len(ACTIVE_STATES))})",
+                                       ACTIVE_STATES)]
+    clean_orphans_for_targets(workspace.path, cfgs, live)

@@ -145,7 +145,7 @@ class Supervisor:
             time.sleep(0.5)
 
     def build_context(self, target: dict) -> JobContext:
-        from ..core.dataset import Dataset
+        from ..core.dataset import Dataset, DatasetError
         spec = self.spec
         inputs: dict[str, dict] = {}
         arguments: list[str] = []
@@ -153,13 +153,16 @@ class Supervisor:
             if isinstance(item, dict):
                 name = item["input"]
                 if name not in inputs:
-                    ds = Dataset.get_by_id(self.ws, item["version_id"])
-                    path = ds.mount_path()
-                    if item.get("mode") == "download":
-                        dest = self.run_dir / "inputs" / name
-                        if not dest.exists():
-                            ds.download(dest)
-                        path = dest
+                    try:
+                        ds = Dataset.get_by_id(self.ws, item["version_id"])
+                        path = ds.mount_path()
+                        if item.get("mode") == "download":
+                            dest = self.run_dir / "inputs" / name
+                            if not dest.exists():
+                                ds.download(dest)
+                            path = dest
+                    except DatasetError as exc:
+                        raise PrepareError(f"dataset input {name!r}: {exc}") from exc
                     self.log(f"[mltrain] input {name}: dataset {ds.name} version {ds.version} "
                              f"({item.get('mode', 'mount')}) at {path}")
                     inputs[name] = {"path": str(path), "mode": item.get("mode", "mount"),
@@ -182,7 +185,7 @@ class Supervisor:
             snapshot_dir=self.run_dir / "snapshot", outputs_dir=self.run_dir / "outputs", logs_dir=self.logs_dir,
             jobkit_dir=jobkit_dir(self.ws.path), entry_script=spec["entry_script"], arguments=arguments,
             environment_variables=env, target=target, spec=spec, inputs=inputs, raw_arguments=spec["arguments"],
-            log=self.log)
+            log=self.log, cancel_requested=self.cancel_requested)
 
     def check_gpu(self, target: dict) -> None:
         if not self.spec.get("use_gpu") or target["kind"] != "local":
@@ -211,10 +214,23 @@ class Supervisor:
                 update_fields(self.conn, self.run_id, environment_hash=env_hash)
         backend = backend_for(target, self.spec)
         backend.prepare(ctx)
+        self.record_environment(backend)
         if self.cancel_requested():
             raise Canceled()
         self.ctx = ctx
         return ctx, backend
+
+    def record_environment(self, backend) -> None:
+        """Stores the environment a backend built or found (e.g. a Docker image) and links the run to it."""
+        rec = getattr(backend, "environment_record", lambda: None)()
+        if not rec:
+            return
+        now = time.time()
+        self.conn.execute(
+            "INSERT INTO environments (hash, kind, spec, location, state, created, last_used) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT(hash) DO UPDATE SET location=excluded.location, state=excluded.state, last_used=excluded.last_used",
+            [rec["hash"], rec["kind"], rec["spec"], rec["location"], rec.get("state", "Ready"), now, now])
+        update_fields(self.conn, self.run_id, environment_hash=rec["hash"])
 
     def watch(self) -> int:
         assert self.handle is not None

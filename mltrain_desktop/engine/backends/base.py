@@ -34,6 +34,7 @@ class JobContext:
     inputs: dict[str, dict] = dataclasses.field(default_factory=dict)  # name -> {path (host folder), mode: mount|download}
     raw_arguments: list = dataclasses.field(default_factory=list)  # str items, or {"input": name} for a dataset input
     log: Callable[[str], None] = print      # writes a line to the driver log (Preparing output)
+    cancel_requested: Callable[[], bool] = lambda: False  # True once the user asked to cancel
 
     @property
     def use_gpu(self) -> bool:

@@ -1,0 +1,711 @@
+"""The Docker backend: the job runs in a container on the compute target's engine.
+
+prepare: engine reachable, dataset folders present, GPU support when use_gpu, base image
+present, environment image found in cache or built (log streamed, cancel honoured).
+launch: one container per run, made by the pure :func:`container_run_kwargs`: the run folder
+at /mltrain/run (read-write; the job's cwd is its snapshot/), the job kit read-only at
+/mltrain/jobkit on PYTHONPATH, each dataset input read-only at /mltrain/inputs/<name>, the
+user's uid:gid, an init process, labels naming the workspace and run, limits, GPUs by device
+request, never privileged, no host network unless the target asks.
+While it runs, a thread streams the container's log into logs/driver.log and keeps a cursor
+(the last log timestamp) in the run folder, so a supervisor that restarts continues where the
+last one stopped. Cancel stops the container (grace period, then kill) and removes it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+import urllib.parse
+from pathlib import Path, PurePosixPath
+
+from .base import Backend, JobContext, JobHandle, PrepareError
+
+RUN_DIR = "/mltrain/run"
+JOBKIT_DIR = "/mltrain/jobkit"
+INPUTS_DIR = "/mltrain/inputs"
+LABEL_WORKSPACE = "mltrain.workspace"
+LABEL_RUN = "mltrain.run"
+LABEL_TARGET = "mltrain.target"
+LABEL_ROLE = "mltrain.role"
+CURSOR_FILE = ".docker-log-cursor"
+# Runs python3 (or python) from the image whatever its ENTRYPOINT, with a clear error if none.
+_LAUNCHER = ('py="$(command -v python3 || command -v python)" || '
+             '{ echo "mltrain: the image has no python3 or python on PATH" >&2; exit 127; }; exec "$py" "$@"')
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+
+def gpu_device_requests(spec) -> list:
+    """Device requests for ``--gpus``-style GPU access (pure).
+
+    spec: "all"/True/None -> every GPU (count=-1); an int N -> N GPUs; a list of device ids or
+    UUIDs (or a "0,1" string) -> those GPUs. Capabilities [["gpu"]], as ``docker run --gpus``
+    sends them. The CLI leaves the driver empty and the engine picks the driver offering the
+    "gpu" capability, which is the NVIDIA one; naming "nvidia" selects that same driver and,
+    where it is missing, makes the engine's error name it.
+    """
+    import docker
+    from ...core.compute_docker import normalize_gpus
+    g = normalize_gpus(spec)
+    common = {"driver": "nvidia", "capabilities": [["gpu"]]}
+    if g == "all":
+        return [docker.types.DeviceRequest(count=-1, **common)]
+    if isinstance(g, int):
+        return [docker.types.DeviceRequest(count=g, **common)]
+    return [docker.types.DeviceRequest(device_ids=list(g), **common)]
+
+
+def gpu_pinning(spec) -> str:
+    """What a run's GPU request pins, written like CUDA_VISIBLE_DEVICES: "all", "count=2" or "0,1"."""
+    from ...core.compute_docker import normalize_gpus
+    g = normalize_gpus(spec)
+    if g == "all":
+        return "all"
+    if isinstance(g, int):
+        return f"count={g}"
+    return ",".join(g)
+
+
+def container_name(run_id: str) -> str:
+    safe = re.sub(r"[^a-zA-Z0-9_.-]", "-", run_id)
+    return f"mltrain-{safe}"[:200]
+
+
+def path_map(ctx: JobContext) -> list[tuple[str, str]]:
+    """(host path, container path) pairs, most specific first."""
+    pairs = [(str(ctx.run_dir), RUN_DIR), (str(ctx.jobkit_dir), JOBKIT_DIR)]
+    for name, info in sorted(ctx.inputs.items()):
+        pairs.append((str(info["path"]), f"{INPUTS_DIR}/{name}"))
+    for p in list(pairs):  # symlinked workspaces: map the resolved spelling too
+        real = os.path.realpath(p[0])
+        if real != p[0]:
+            pairs.append((real, p[1]))
+    return sorted(pairs, key=lambda p: len(p[0]), reverse=True)
+
+
+def to_container_path(value: str, mapping: list[tuple[str, str]]) -> str:
+    """Rewrites a host path (or a value starting with one) into the container's view."""
+    for host, inside in mapping:
+        host = host.rstrip("/")
+        if value == host:
+            return inside
+        if value.startswith(host + "/"):
+            return inside + value[len(host):]
+        if "=" in value:  # --flag=/host/path
+            key, _, rest = value.partition("=")
+            if rest == host or rest.startswith(host + "/"):
+                return f"{key}={inside}{rest[len(host):]}"
+    return value
+
+
+def container_arguments(ctx: JobContext, mapping: list[tuple[str, str]]) -> list[str]:
+    raw = ctx.raw_arguments if len(ctx.raw_arguments) == len(ctx.arguments) else None
+    out = []
+    for i, arg in enumerate(ctx.arguments):
+        item = raw[i] if raw is not None else None
+        if isinstance(item, dict) and item.get("input") in ctx.inputs:
+            out.append(f"{INPUTS_DIR}/{item['input']}")
+        else:
+            out.append(to_container_path(str(arg), mapping))
+    return out
+
+
+def _parse_shm(value) -> str | int:
+    if isinstance(value, int):
+        return value
+    return str(value).strip().lower().replace(" ", "")
+
+
+def container_run_kwargs(ctx: JobContext, image: str, *, uid: int | None = None, gid: int | None = None,
+                         config: dict | None = None) -> dict:
+    """The ``containers.create`` keyword arguments for a run (pure: nothing is started).
+
+    Limits come from the run's ``environment.docker`` (shm_size, cpus, memory_gb) over the
+    target's config; GPUs only when the run has use_gpu.
+    """
+    import docker
+    config = dict(config if config is not None else ctx.target.get("config") or {})
+    run_docker = ((ctx.spec.get("environment") or {}).get("docker") or {})
+    uid = os.getuid() if uid is None else uid
+    gid = os.getgid() if gid is None else gid
+    mapping = path_map(ctx)
+    env = {k: to_container_path(str(v), mapping) for k, v in ctx.environment_variables.items()}
+    user_pp = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = JOBKIT_DIR + (f":{user_pp}" if user_pp else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("HOME", "/tmp")
+    env.setdefault("MLTRAIN_OUTPUTS_DIR", f"{RUN_DIR}/outputs")
+    mounts = [
+        docker.types.Mount(RUN_DIR, str(ctx.run_dir), type="bind", read_only=False),
+        docker.types.Mount(JOBKIT_DIR, str(ctx.jobkit_dir), type="bind", read_only=True),
+    ]
+    for name, info in sorted(ctx.inputs.items()):
+        mounts.append(docker.types.Mount(f"{INPUTS_DIR}/{name}", str(info["path"]), type="bind", read_only=True))
+    snapshot_rel = PurePosixPath(Path(ctx.snapshot_dir).relative_to(ctx.run_dir).as_posix())
+    labels = {
+        LABEL_WORKSPACE: str(Path(ctx.workspace_dir).resolve()),
+        LABEL_RUN: ctx.run_id,
+        LABEL_TARGET: str(ctx.target.get("name", "")),
+        LABEL_ROLE: "job",
+    }
+    kwargs = {
+        "image": image,
+        "name": container_name(ctx.run_id),
+        "entrypoint": ["/bin/sh", "-c", _LAUNCHER, "mltrain-job"],
+        "command": [ctx.entry_script, *container_arguments(ctx, mapping)],
+        "working_dir": f"{RUN_DIR}/{snapshot_rel}",
+        "environment": env,
+        "user": f"{uid}:{gid}",
+        "labels": labels,
+        "mounts": mounts,
+        "init": True,
+        "privileged": False,
+        "detach": True,
+        "tty": False,
+        "stdin_open": False,
+        "security_opt": ["no-new-privileges"],
+        "log_config": docker.types.LogConfig(type="json-file", config={"max-size": "100m", "max-file": "3"}),
+        "shm_size": _parse_shm(run_docker.get("shm_size") or config.get("shm_size") or "2g"),
+    }
+    cpus = run_docker.get("cpus") or config.get("cpus")
+    if cpus:
+        kwargs["nano_cpus"] = int(float(cpus) * 1e9)
+    mem = run_docker.get("memory_gb") or config.get("memory_gb")
+    if mem:
+        kwargs["mem_limit"] = f"{int(float(mem) * 1024)}m"
+    network = run_docker.get("network") or config.get("network")
+    if network:
+        kwargs["network_mode"] = network
+    if ctx.use_gpu:
+        gpus = run_docker.get("gpus") or config.get("gpus") or "all"
+        kwargs["device_requests"] = gpu_device_requests(gpus)
+        env["MLTRAIN_GPUS"] = gpu_pinning(gpus)
+    return kwargs
+
+
+# -- log streaming -------------------------------------------------------------------------------
+
+_TS_RE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
+
+
+def parse_log_timestamp(frame: bytes) -> tuple[int | None, bytes]:
+    """Splits a ``timestamps=True`` log frame into (nanoseconds since the epoch, message)."""
+    m = _TS_RE.match(frame)
+    if not m:
+        return None, frame
+    base = _dt.datetime.strptime(m.group(1).decode(), "%Y-%m-%dT%H:%M:%S")
+    tz = m.group(3).decode()
+    offset = 0 if tz == "Z" else (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60) * (1 if tz[0] == "+" else -1)
+    secs = int(base.replace(tzinfo=_dt.timezone.utc).timestamp()) - offset
+    nanos = int((m.group(2) or b"0").decode().ljust(9, "0"))
+    return secs * 1_000_000_000 + nanos, frame[m.end():]
+
+
+class LogCursor:
+    """The last log timestamp written to driver.log and how many lines carried it, kept on disk.
+
+    Saved after every line with one small in-place write, so a supervisor killed at any moment
+    resumes at the line after the last one it wrote.
+    """
+
+    _FORMAT = "{:020d} {:09d}\n"
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.ts_ns = 0
+        self.dup = 0
+        self._fd: int | None = None
+        try:
+            ts, dup = path.read_text().split()[:2]
+            self.ts_ns, self.dup = int(ts), int(dup)
+        except (OSError, ValueError):
+            pass
+        self._seen_at_ts = 0  # lines at ts_ns seen in this stream (for skipping on resume)
+
+    def new_stream(self) -> None:
+        """A new log request starts: lines at the cursor's timestamp are counted again."""
+        self._seen_at_ts = 0
+
+    def since(self) -> float | None:
+        """The ``since`` to ask for: a microsecond before the last written line (docker's since is inclusive)."""
+        if not self.ts_ns:
+            return None
+        return max((self.ts_ns // 1000 - 1) / 1e6, 1e-6)
+
+    def accept(self, ts_ns: int | None) -> bool:
+        """True when a line with this timestamp was not written yet (and records it as written)."""
+        if ts_ns is None:
+            return True
+        if ts_ns < self.ts_ns:
+            return False
+        if ts_ns == self.ts_ns:
+            self._seen_at_ts += 1
+            if self._seen_at_ts <= self.dup:
+                return False
+            self.dup += 1
+            return True
+        self.ts_ns, self.dup, self._seen_at_ts = ts_ns, 1, 1
+        return True
+
+    def save(self) -> None:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        os.pwrite(self._fd, self._FORMAT.format(self.ts_ns, self.dup).encode(), 0)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class LogPump(threading.Thread):
+    """Follows a container's log into a file, resuming after the cursor."""
+
+    def __init__(self, api, container_id: str, log_file: Path, cursor: LogCursor):
+        super().__init__(name=f"mltrain-docker-log-{container_id[:12]}", daemon=True)
+        self.api = api
+        self.container_id = container_id
+        self.log_file = log_file
+        self.cursor = cursor
+        self.error: Exception | None = None
+        self.lines = 0
+
+    def run(self) -> None:
+        self.cursor.new_stream()
+        try:
+            stream = self.api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=True,
+                                   timestamps=True, since=self.cursor.since())
+            with open(self.log_file, "ab", buffering=0) as fh:
+                for frame in stream:
+                    ts, msg = parse_log_timestamp(frame)
+                    if not self.cursor.accept(ts):
+                        continue
+                    fh.write(msg)
+                    self.cursor.save()
+                    self.lines += 1
+        except Exception as exc:  # noqa: BLE001 - the container may vanish; poll() decides
+            self.error = exc
+
+
+# -- the job handle --------------------------------------------------------------------------------
+
+class DockerJobHandle(JobHandle):
+    def __init__(self, api, container_id: str, name: str, ctx: JobContext, image: str,
+                 gpus: str | None = None, engine: str = ""):
+        self.api = api
+        self.container_id = container_id
+        self.name = name
+        self.image = image
+        self.gpus = gpus
+        self.engine = engine
+        self.log_file = Path(ctx.logs_dir) / "driver.log"
+        self.cursor = LogCursor(Path(ctx.run_dir) / CURSOR_FILE)
+        self.ctx_log = ctx.log
+        self._exit: int | None = None
+        self._detail: str | None = None
+        self._canceled = False
+        self._next_inspect = 0.0
+        self._unreachable_since: float | None = None
+        self.pump = self._start_pump()
+
+    def _start_pump(self) -> LogPump:
+        pump = LogPump(self.api, self.container_id, self.log_file, self.cursor)
+        pump.start()
+        return pump
+
+    ENGINE_PATIENCE_S = 60.0  # how long the engine may not answer before the run counts as lost
+
+    def _inspect(self) -> dict | None | bool:
+        """The container's state; None when it is gone; False when the engine did not answer."""
+        import docker
+        try:
+            info = self.api.inspect_container(self.container_id)
+        except docker.errors.NotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001 - the engine restarting, a network hiccup
+            if self._unreachable_since is None:
+                self._unreachable_since = time.monotonic()
+                self.ctx_log(f"[mltrain] the Docker engine does not answer ({type(exc).__name__}: {exc}); waiting")
+            return False
+        if self._unreachable_since is not None:
+            self.ctx_log("[mltrain] the Docker engine answers again")
+            self._unreachable_since = None
+        return info
+
+    def poll(self) -> int | None:
+        if self._exit is not None:
+            return self._exit
+        now = time.monotonic()
+        if now < self._next_inspect:
+            return None
+        self._next_inspect = now + 0.5
+        info = self._inspect()
+        if info is False:
+            if time.monotonic() - self._unreachable_since < self.ENGINE_PATIENCE_S:
+                return None
+            self._detail = (f"the Docker engine ({self.engine}) stopped answering for "
+                            f"{self.ENGINE_PATIENCE_S:.0f} s while the run's container {self.name} ran; "
+                            "check that dockerd runs ('docker info')")
+            self.ctx_log(f"[mltrain] {self._detail}")
+            self._exit = -1
+            return self._exit
+        if info is None:
+            self.pump.join(timeout=5)
+            self.cursor.close()
+            self._detail = (f"the run's container {self.name} disappeared while the run was going on "
+                            "(removed from outside, e.g. 'docker rm -f'); its output up to then is in driver.log")
+            self.ctx_log(f"[mltrain] {self._detail}")
+            self._exit = -1
+            return self._exit
+        state = info.get("State") or {}
+        if state.get("Status") not in ("exited", "dead"):
+            if not self.pump.is_alive():  # the log stream ended early: follow again from the cursor
+                self.pump = self._start_pump()
+            return None
+        self.pump.join(timeout=15)
+        self.cursor.close()
+        rc = int(state.get("ExitCode", -1))
+        if state.get("OOMKilled"):
+            limit = (info.get("HostConfig") or {}).get("Memory") or 0
+            self._detail = (f"the container ran out of memory and was killed (exit code {rc}"
+                            + (f", memory limit {limit / 2**30:.1f} GiB" if limit else "")
+                            + "); raise memory_gb on the target or use less memory")
+        elif rc in (137, 143) and not self._canceled:
+            sig = "SIGKILL" if rc == 137 else "SIGTERM"
+            self._detail = (f"the container {self.name} was stopped from outside ({sig}, exit code {rc}), "
+                            "e.g. by 'docker kill' or 'docker stop'")
+        if self._detail:
+            self.ctx_log(f"[mltrain] {self._detail}")
+        self._remove()
+        self._exit = rc
+        return rc
+
+    def _remove(self) -> None:
+        import docker
+        try:
+            self.api.remove_container(self.container_id, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                self.ctx_log(f"[mltrain] could not remove container {self.name}: {exc}")
+
+    def cancel(self, grace_seconds: float = 5.0) -> None:
+        """Stops the container (the stop signal, ``grace_seconds``, then KILL) and removes it; idempotent."""
+        import docker
+        self._canceled = True
+        try:
+            self.api.stop(self.container_id, timeout=max(0, int(round(grace_seconds))))
+        except docker.errors.NotFound:
+            pass
+        except Exception:  # noqa: BLE001 - an API error or an engine that does not answer
+            try:
+                self.api.kill(self.container_id)
+            except Exception:  # noqa: BLE001
+                pass
+        self.pump.join(timeout=10)
+        self.cursor.close()
+        try:
+            self._remove()
+        except Exception as exc:  # noqa: BLE001
+            self.ctx_log(f"[mltrain] could not remove container {self.name}: {exc}")
+
+    def state(self) -> dict:
+        return {"container_id": self.container_id, "container_name": self.name, "image": self.image,
+                "engine": self.engine, "gpus": self.gpus}
+
+    def failure_detail(self) -> str | None:
+        if not self._detail:
+            return None
+        from ..supervisor import error_tail
+        tail = error_tail(self.log_file, 15)
+        return self._detail + (f"\nlast lines of the log:\n{tail}" if tail else "")
+
+
+# -- the backend -----------------------------------------------------------------------------------
+
+def _cancel_checker(ctx: JobContext):
+    """True once the run's cancel was asked: ctx.cancel_requested when the supervisor provides it,
+    or the run's row in the workspace database (read-only, at most every half second)."""
+    fn = getattr(ctx, "cancel_requested", None)
+    db = Path(ctx.workspace_dir) / "workspace.db"
+    last = {"at": 0.0, "value": False}
+
+    def from_db() -> bool:
+        now = time.monotonic()
+        if now - last["at"] < 0.5 or not db.exists():
+            return last["value"]
+        last["at"] = now
+        try:
+            conn = sqlite3.connect(f"file:{urllib.parse.quote(str(db))}?mode=ro", uri=True, timeout=5)
+            try:
+                row = conn.execute("SELECT cancel_requested FROM runs WHERE id=?", [ctx.run_id]).fetchone()
+            finally:
+                conn.close()
+            last["value"] = bool(row and row[0])
+        except sqlite3.Error:
+            pass
+        return last["value"]
+
+    def check() -> bool:
+        if callable(fn):
+            try:
+                if fn():
+                    return True
+            except Exception:  # noqa: BLE001 - fall back to the database
+                pass
+        return from_db()
+    return check
+
+
+class DockerBackend(Backend):
+    kind = "docker"
+
+    def __init__(self, target: dict):
+        self.target = target
+        self.config: dict = dict(target.get("config") or {})
+        self._api = None
+        self.uid: int | None = None  # the container's user; None: this process's uid:gid
+        self.gid: int | None = None
+        self.image: str | None = None
+        self.environment = None  # docker_images.EnvironmentImage after prepare
+
+    # -- engine --------------------------------------------------------------------------------
+    @property
+    def api(self):
+        if self._api is None:
+            from ...core.compute_docker import DockerEngineError, api_client
+            try:
+                self._api = api_client(self.config, timeout=120)
+            except DockerEngineError as exc:
+                raise PrepareError(f"compute target {self.target.get('name')!r}: {exc}") from exc
+        return self._api
+
+    def _engine(self) -> str:
+        from ...core.compute_docker import engine_url
+        return engine_url(self.config)
+
+    # -- stages --------------------------------------------------------------------------------
+    def check_inputs(self, ctx: JobContext) -> None:
+        for name, info in sorted(ctx.inputs.items()):
+            path = Path(info.get("path", ""))
+            if not path.is_dir():
+                what = f"dataset {info['dataset']} version {info.get('version')}" if info.get("dataset") else "a dataset"
+                raise PrepareError(
+                    f"dataset input {name!r} ({what}): its folder {path} no longer exists, so it cannot be "
+                    "mounted into the container. Register the dataset again or submit the run with a version "
+                    "whose files are present.")
+
+    def check_gpu(self, ctx: JobContext) -> str | None:
+        if not ctx.use_gpu:
+            return None
+        from ...core.compute_docker import NVIDIA_TOOLKIT_HINT, is_local_engine, nvidia_support
+        info = self.api.info()
+        ok, how = nvidia_support(info, is_local_engine(self.config))
+        if not ok:
+            raise PrepareError(
+                f"use_gpu=True but the Docker engine of compute target {self.target.get('name')!r} "
+                f"({self._engine()}) has no GPU support ({how}). To run on GPUs, {NVIDIA_TOOLKIT_HINT}; "
+                "or submit with use_gpu=False.")
+        gpus = self.config.get("gpus") or "all"
+        ctx.log(f"[mltrain] GPUs: {gpu_pinning(gpus)} ({how})")
+        return gpu_pinning(gpus)
+
+    def prepare(self, ctx: JobContext) -> None:
+        from ...core.compute_docker import DEFAULT_IMAGE, is_local_engine
+        from ..docker_images import BuildCanceled, ensure_environment_image, environment_spec
+        api = self.api
+        if not is_local_engine(self.config):
+            ctx.log(f"[mltrain] remote engine {self._engine()}: the run folder {ctx.run_dir} must exist at the "
+                    "same path on that machine (a shared file system)")
+        self.check_inputs(ctx)
+        self.check_gpu(ctx)
+        spec = environment_spec(ctx.spec, self.config, DEFAULT_IMAGE)
+        try:
+            env = ensure_environment_image(
+                api, spec, log=ctx.log, ca_certificates=self.config.get("ca_certificates"),
+                pip_index_url=self.config.get("pip_index_url"), network=self.config.get("network"),
+                cancelled=_cancel_checker(ctx), lock_dir=Path(ctx.workspace_dir) / "envs")
+        except BuildCanceled:
+            ctx.log("[mltrain] environment build canceled; nothing was left behind")
+            return
+        self.environment = env
+        self.image = env.tag
+
+    def environment_record(self) -> dict | None:
+        """After prepare: the environments-table row for the image built or found (None: base image as is)."""
+        env = self.environment
+        if env is None or not env.env_hash:
+            return None
+        return {"hash": env.env_hash[:16], "kind": "docker", "spec": json.dumps(env.spec.to_dict(), sort_keys=True),
+                "location": env.tag, "state": "Ready", "image_id": env.image_id, "cached": env.cached}
+
+    def _remove_stale(self, name: str, ctx: JobContext) -> None:
+        """A container with this run's name left by an earlier launch attempt of the same run."""
+        import docker
+        try:
+            info = self.api.inspect_container(name)
+        except docker.errors.NotFound:
+            return
+        labels = (info.get("Config") or {}).get("Labels") or {}
+        if labels.get(LABEL_RUN) == ctx.run_id:
+            ctx.log(f"[mltrain] removing the stale container {name} of an earlier attempt")
+            self.api.remove_container(info["Id"], force=True)
+
+    def _record_tags(self, ctx: JobContext, tags: dict[str, str]) -> None:
+        """Records facts about the container as run tags, through the run's own metrics file."""
+        path = Path(ctx.logs_dir) / "metrics.jsonl"
+        with open(path, "a", encoding="utf-8") as fh:
+            for k, v in tags.items():
+                fh.write(json.dumps({"k": "t", "n": k, "v": v, "t": time.time()}) + "\n")
+
+    def launch(self, ctx: JobContext) -> JobHandle:
+        import docker
+        if self.image is None:
+            self.prepare(ctx)
+            if self.image is None:
+                raise PrepareError("the environment image was not prepared (the build was canceled)")
+        api = self.api
+        kwargs = container_run_kwargs(ctx, self.image, uid=self.uid, gid=self.gid, config=self.config)
+        name = kwargs["name"]
+        self._remove_stale(name, ctx)
+        gpus = kwargs["environment"].get("MLTRAIN_GPUS")
+        tags = {"docker.image": self.image, "docker.container": name}
+        if gpus:
+            tags["docker.gpus"] = gpus
+        self._record_tags(ctx, tags)
+        client = docker.DockerClient.__new__(docker.DockerClient)
+        client.api = api
+        try:
+            container = client.containers.create(**kwargs)
+        except docker.errors.ImageNotFound as exc:
+            raise PrepareError(f"the image {self.image!r} is not on the Docker engine: {exc.explanation}") from exc
+        except docker.errors.APIError as exc:
+            msg = str(exc.explanation or exc)
+            if "bind source path does not exist" in msg:
+                raise PrepareError(
+                    f"the Docker engine at {self._engine()} cannot see this run's folders ({msg}). A remote "
+                    "engine needs the workspace on a file system it shares at the same path; use a local "
+                    "engine or share the workspace folder.") from exc
+            raise PrepareError(f"creating the container failed: {msg}") from exc
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+            msg = str(exc.explanation or exc)
+            if "device driver" in msg or "nvidia" in msg.lower():
+                from ...core.compute_docker import NVIDIA_TOOLKIT_HINT
+                raise PrepareError(f"the Docker engine could not give the container GPUs ({msg}). "
+                                   f"To run on GPUs, {NVIDIA_TOOLKIT_HINT}; or submit with use_gpu=False.") from exc
+            raise PrepareError(f"starting the container failed: {msg}") from exc
+        ctx.log(f"[mltrain] container {name} ({container.id[:12]}) started from {self.image}: "
+                f"{ctx.entry_script} in {kwargs['working_dir']} as user {kwargs['user']}"
+                + (f", GPUs {gpus}" if gpus else ""))
+        return DockerJobHandle(api, container.id, name, ctx, self.image, gpus, self._engine())
+
+    def reattach(self, ctx: JobContext, state: dict) -> JobHandle | None:
+        import docker
+        api = self.api
+        info = None
+        cid = state.get("container_id")
+        if cid:
+            try:
+                info = api.inspect_container(cid)
+            except docker.errors.NotFound:
+                info = None
+        if info is None:
+            found = find_run_containers(api, ctx.workspace_dir, ctx.run_id)
+            info = found[0] if found else None
+        if info is None:
+            ctx.log(f"[mltrain] the run's container {state.get('container_name') or cid or ''} is gone "
+                    "(removed while no supervisor watched it)")
+            return None
+        name = (info.get("Name") or "").lstrip("/") or state.get("container_name") or info["Id"][:12]
+        return DockerJobHandle(api, info["Id"], name, ctx, state.get("image") or info.get("Image", ""),
+                               state.get("gpus"), self._engine())
+
+
+# -- finding containers again ---------------------------------------------------------------------
+
+def _label_filters(workspace_dir, run_id: str | None = None) -> dict:
+    labels = [f"{LABEL_WORKSPACE}={Path(workspace_dir).resolve()}"]
+    if run_id:
+        labels.append(f"{LABEL_RUN}={run_id}")
+    return {"label": labels}
+
+
+def find_run_containers(api, workspace_dir, run_id: str | None = None) -> list[dict]:
+    """Inspect dicts of the containers labelled for this workspace (and run), running or not."""
+    out = []
+    for c in api.containers(all=True, filters=_label_filters(workspace_dir, run_id)):
+        try:
+            out.append(api.inspect_container(c["Id"]))
+        except Exception:  # noqa: BLE001 - removed meanwhile
+            continue
+    return out
+
+
+def clean_orphans(workspace_dir, live_run_ids, config: dict | None = None, api=None) -> list[str]:
+    """Removes containers labelled for this workspace whose run is not live; returns their names.
+
+    ``live_run_ids``: the runs that are not terminal (their containers are kept for reattaching).
+    An engine that does not answer removes nothing (returns []).
+    """
+    if api is None:
+        from ...core.compute_docker import DockerEngineError, api_client
+        try:
+            api = api_client(config or {}, timeout=15)
+        except DockerEngineError:
+            return []
+    live = set(live_run_ids)
+    removed = []
+    for c in api.containers(all=True, filters=_label_filters(workspace_dir)):
+        labels = c.get("Labels") or {}
+        if labels.get(LABEL_RUN) in live:
+            continue
+        try:
+            api.remove_container(c["Id"], force=True)
+            removed.append((c.get("Names") or [c["Id"][:12]])[0].lstrip("/"))
+        except Exception:  # noqa: BLE001 - gone already
+            continue
+    return removed
+
+
+def clean_orphans_for_targets(workspace_dir, target_configs: list[dict], live_run_ids,
+                              timeout: float = 3.0) -> list[str]:
+    """clean_orphans on each distinct engine of the workspace's docker targets; never raises.
+
+    Meant for workspace start-up, after unfinished runs were settled (reattached or failed):
+    ``live_run_ids`` are the runs still Queued/Preparing/Running/Finalizing. An engine that does
+    not answer within ``timeout`` seconds is skipped.
+    """
+    from ...core.compute_docker import DockerEngineError, api_client, engine_url
+    removed, seen = [], set()
+    for cfg in target_configs:
+        url = engine_url(cfg or {})
+        if url in seen:
+            continue
+        seen.add(url)
+        try:
+            api = api_client(cfg or {}, timeout=timeout)
+        except DockerEngineError:
+            continue
+        try:
+            removed += clean_orphans(workspace_dir, live_run_ids, api=api)
+        except Exception:  # noqa: BLE001 - start-up must not fail over a cleanup
+            pass
+        finally:
+            api.close()
+    return removed
+
+
+__all__ = ["DockerBackend", "clean_orphans_for_targets", "DockerJobHandle", "container_run_kwargs", "gpu_device_requests", "gpu_pinning",
+           "clean_orphans", "find_run_containers", "parse_log_timestamp", "LogCursor", "container_name"]
