@@ -42,13 +42,17 @@ class LocalCompute:
 
     @staticmethod
     def provisioning_configuration(max_concurrent_runs: int = 1, python: str | None = None,
-                                   hosts: list | None = None, oversubscribe: bool = False
+                                   hosts: list | str | None = None, oversubscribe: bool = False,
+                                   slots: int | None = None, startup_timeout_s: float | None = None,
+                                   base_port: int | None = None, mpirun: str | None = None,
+                                   mpirun_args: list | None = None, ssh_connect_timeout_s: int | None = None,
                                    ) -> ComputeTargetProvisioningConfiguration:
+        """``hosts`` (SSH-reachable, for MPI jobs): [{'host': 'h1', 'slots': 2}], ['h1:2'] or hostfile text."""
         cfg = {"max_concurrent_runs": max_concurrent_runs}
-        if python:
-            cfg["python"] = python
-        if hosts:
-            cfg["hosts"] = hosts
+        optional = {"python": python, "hosts": hosts, "slots": slots, "startup_timeout_s": startup_timeout_s,
+                    "base_port": base_port, "mpirun": mpirun, "mpirun_args": mpirun_args,
+                    "ssh_connect_timeout_s": ssh_connect_timeout_s}
+        cfg.update({k: v for k, v in optional.items() if v is not None and v != []})
         if oversubscribe:
             cfg["oversubscribe"] = True
         return ComputeTargetProvisioningConfiguration("local", **cfg)

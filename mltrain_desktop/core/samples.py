@@ -16,6 +16,7 @@ from pathlib import Path
 
 __all__ = [
     "RESOURCES_DIR",
+    "DISTRIBUTED_SAMPLE_DIR",
     "SAMPLE_DIR",
     "SAMPLE_ENTRY_SCRIPT",
     "SUBSET_DIR",
@@ -45,6 +46,7 @@ def _resources_dir() -> Path:
 
 RESOURCES_DIR: Path = _resources_dir()
 SAMPLE_DIR: Path = RESOURCES_DIR / "samples" / "tf-mnist"
+DISTRIBUTED_SAMPLE_DIR: Path = RESOURCES_DIR / "samples" / "tf-mnist-distributed"
 SAMPLE_ENTRY_SCRIPT = "tf_mnist.py"
 SUBSET_DIR: Path = RESOURCES_DIR / "data" / "fashion-mnist-small"
 FULL_DATA_DIR: Path = Path("/usr/share/datasets/fashion-mnist")

@@ -21,13 +21,16 @@ class ScriptRunConfig:
     def __init__(self, source_directory, script=None, arguments=None, compute_target=None,
                  environment: Environment | None = None, distributed_job_config=None,
                  node_count: int = 1, use_gpu: bool = False, max_run_duration_seconds=None,
-                 command=None):
+                 command=None, distributed_training=None):
         self.source_directory = source_directory
         self.script = script
         self.arguments = list(arguments or [])
         self.compute_target = compute_target
         self.environment = environment or Environment()
-        self.distributed_job_config = distributed_job_config
+        if distributed_job_config is not None and distributed_training is not None:
+            from .errors import UserErrorException
+            raise UserErrorException("give distributed_job_config or distributed_training, not both")
+        self.distributed_job_config = distributed_job_config or distributed_training
         self.node_count = node_count
         self.use_gpu = use_gpu
         self.max_run_duration_seconds = max_run_duration_seconds

@@ -1,0 +1,475 @@
+"""The MPI backend: Open MPI's ``mpirun`` starts the ranks of a Horovod-style job.
+
+Each rank runs ``python -m mltrain_desktop.engine.rank_launcher -- script args``, which gives it
+its own log, metrics file and TF_CONFIG (a worker list with ports the engine allocated), so a
+script may use Horovod when its environment has it, or ``MultiWorkerMirroredStrategy`` with no
+Horovod at all. The target's config may hold::
+
+    hosts                 [{"host": "node1", "slots": 2}, ...]  (default: this machine)
+    slots                 ranks this machine may run when no hosts are listed (default: its CPUs)
+    oversubscribe         true to run more ranks than slots
+    mpirun                path of Open MPI's mpirun (default: found on PATH)
+    mpirun_args           extra arguments for mpirun, e.g. ["--mca", "btl_tcp_if_include", "eth0"]
+    startup_timeout_s     how long every rank has to join the TensorFlow cluster (default 120)
+    base_port             first of consecutive TF_CONFIG ports (default: free ports picked)
+    ssh_connect_timeout_s how long a remote host has to answer SSH (default 5)
+
+Failure: mpirun stops every rank within 1-2 s when one exits non-zero or is killed; the engine
+does not wait for it: it reads the ranks' records (written by the rank launcher) on every poll
+and stops the job itself as soon as one shows a failed script. It also sees what mpirun cannot:
+a rank that exits 0 without ever joining the TensorFlow cluster while the others wait for it,
+and a rank that has not joined by the startup deadline. Every stop path ends with SIGKILL and a
+sweep for any process of the job that is left.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from .. import mpi_command as mc
+from .. import rank_launcher as rl
+from .. import tf_config as tfc
+from ..process import is_same_process_alive, process_identity, start_process, tree
+from .base import Backend, JobContext, JobHandle, PrepareError
+from .local import job_environment
+
+DEFAULT_STARTUP_TIMEOUT_S = 120.0
+FAILURE_GRACE_S = 2.0
+PORT_CHECK_EVERY_S = 0.5  # reading /proc/net/tcp costs ~5-10 ms: not on every poll
+_EARLY_EXIT_CONFIRM_S = 1.0
+
+
+# -- helpers shared with the parameter-server backend ---------------------------------------
+def kill_job_processes(token: str, rounds: int = 5) -> list[int]:
+    """SIGKILLs every process left of a job (found by its token) until none is found."""
+    killed: list[int] = []
+    for _ in range(rounds):
+        pids = rl.job_pids(token)
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return killed
+
+
+def signal_processes(procs, sig: int) -> None:
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.Error:
+            pass
+
+
+def _ended(p: psutil.Process) -> bool:
+    """Gone, or a zombie its parent has not reaped yet (mpirun reaps its ranks late)."""
+    try:
+        return p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def _wait_ended(procs, timeout: float) -> list[psutil.Process]:
+    """Waits until every process has ended (or is a zombie); returns those still running."""
+    alive = list(procs)
+    deadline = time.monotonic() + timeout
+    while alive:
+        alive = [p for p in alive if not _ended(p)]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return alive
+
+
+def stop_processes(procs, grace: float, first_signal: int | None = signal.SIGTERM) -> None:
+    """Sends ``first_signal`` (None: already sent), waits up to ``grace`` s, SIGKILLs the rest."""
+    procs = list(procs)
+    if first_signal is not None:
+        signal_processes(procs, first_signal)
+    alive = _wait_ended(procs, grace)
+    signal_processes(alive, signal.SIGKILL)
+    _wait_ended(alive, 5.0)
+
+
+def startup_timeout(config: dict) -> float:
+    value = config.get("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise PrepareError(f"startup_timeout_s in the compute target's config must be a positive "
+                           f"number of seconds, got {value!r}")
+    return float(value)
+
+
+def job_ports(config: dict, count: int, purposes: list[str], local: list[bool]) -> list[int]:
+    """Ports for ``count`` tasks: consecutive from ``base_port`` (checked free) or picked free."""
+    base = config.get("base_port")
+    try:
+        if base is None:
+            return tfc.allocate_ports(count)
+        ports = tfc.ports_from_base(base, count)
+        for port, purpose, is_local in zip(ports, purposes, local):
+            if is_local:
+                tfc.check_port_free(port, purpose)
+        return ports
+    except (tfc.PortInUseError, OSError) as exc:
+        raise PrepareError(str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _mpirun_version(path: str) -> str:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise PrepareError(f"cannot run {path} --version: {exc}") from exc
+    return (out.stdout + out.stderr).strip()
+
+
+def find_mpirun(config: dict) -> str:
+    """The path of Open MPI's mpirun, or PrepareError saying how to get one."""
+    wanted = config.get("mpirun") or "mpirun"
+    path = shutil.which(wanted)
+    if path is None:
+        raise PrepareError(
+            f"mpirun (Open MPI) was not found ({'no ' + wanted if os.sep in wanted else wanted + ' is not on PATH'}); "
+            "install Open MPI (Debian/Ubuntu: sudo apt install openmpi-bin; Fedora: sudo dnf install "
+            "openmpi; macOS: brew install open-mpi), or set 'mpirun' in the compute target's config "
+            "to its full path"
+        )
+    version = _mpirun_version(path)
+    if "Open MPI" not in version and "OpenRTE" not in version:
+        first = version.splitlines()[0] if version else "nothing"
+        raise PrepareError(
+            f"{path} is not Open MPI's mpirun (it says: {first}); MLTrain builds Open MPI command "
+            "lines: install Open MPI, or set 'mpirun' in the compute target's config to Open MPI's"
+        )
+    return path
+
+
+def _local_names() -> set[str]:
+    names = set(mc.LOCAL_NAMES)
+    for f in (socket.gethostname, socket.getfqdn):
+        try:
+            names.add(f())
+        except OSError:
+            pass
+    return names
+
+
+def _local_slots(config: dict) -> int:
+    slots = config.get("slots")
+    if slots is None:
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return os.cpu_count() or 1
+    return slots
+
+
+def _probe_host(host: str, timeout_s: int) -> None:
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        raise PrepareError(f"host {host!r} is remote but ssh is not installed here; install an "
+                           "OpenSSH client (mpirun starts remote ranks over SSH)")
+    cmd = mc.ssh_probe_command(host, timeout_s, ssh)
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 5,
+                             stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        out = None
+    if out is None or out.returncode != 0:
+        said = (out.stderr.strip().splitlines() or [""])[-1] if out is not None else "no answer"
+        raise PrepareError(
+            f"host {host!r} did not answer over SSH within {timeout_s} s ({mc.display(cmd)}: "
+            f"{said or 'exit code ' + str(out.returncode)}); check the name, that the host is on, "
+            "and that key-based SSH login works without a prompt (ssh-copy-id)"
+        )
+
+
+# -- the backend -------------------------------------------------------------------------------
+class MpiBackend(Backend):
+    kind = "mpi"
+
+    def __init__(self, target: dict):
+        self.target = target
+        self.config = dict(target.get("config") or {})
+
+    def _distribution(self, ctx: JobContext) -> tuple[int, int]:
+        dist = ctx.distribution or {}
+        ppn = dist.get("process_count_per_node", 1)
+        nodes = dist.get("node_count", 1)
+        for name, v in (("process_count_per_node", ppn), ("node_count", nodes)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise PrepareError(f"{name} must be a whole number of at least 1, got {v!r}")
+        return nodes, ppn
+
+    def plan(self, ctx: JobContext) -> list[mc.HostSlots]:
+        """The nodes of this job, each with its ranks; PrepareError when they do not fit."""
+        nodes, ppn = self._distribution(ctx)
+        try:
+            hosts = mc.parse_hosts(self.config.get("hosts"))
+            if not hosts:
+                hosts = [mc.this_machine(_local_slots(self.config))]
+            return mc.plan_nodes(hosts, nodes, ppn, bool(self.config.get("oversubscribe")))
+        except mc.HostsError as exc:
+            raise PrepareError(f"compute target {self.target.get('name')!r}: {exc}") from exc
+
+    def prepare(self, ctx: JobContext) -> None:
+        find_mpirun(self.config)
+        startup_timeout(self.config)
+        nodes = self.plan(ctx)
+        local = _local_names()
+        remote = [n.host for n in nodes if not mc.is_local_host(n.host, local)]
+        timeout = self.config.get("ssh_connect_timeout_s", 5)
+        if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
+            raise PrepareError(f"ssh_connect_timeout_s in the compute target's config must be a whole "
+                               f"number of seconds, got {timeout!r}")
+        for host in remote:
+            ctx.log(f"[mltrain] checking host {host} answers over SSH")
+            _probe_host(host, timeout)
+        if not (ctx.snapshot_dir / ctx.entry_script).is_file():
+            raise PrepareError(f"entry script {ctx.entry_script!r} is not in the source snapshot")
+
+    def launch(self, ctx: JobContext) -> JobHandle:
+        mpirun = find_mpirun(self.config)
+        nodes = self.plan(ctx)
+        local = _local_names()
+        all_local = all(mc.is_local_host(n.host, local) for n in nodes)
+        hosts = mc.rank_hosts(nodes)
+        n = len(hosts)
+        is_local = [mc.is_local_host(h, local) for h in hosts]
+        ports = job_ports(self.config, n, [f"rank {r}" for r in range(n)], is_local)
+        here = tfc.LOOPBACK if all_local else socket.gethostname()
+        cluster = tfc.mpi_cluster([tfc.address(here if loc else h, p)
+                                   for h, p, loc in zip(hosts, ports, is_local)])
+        token = f"{ctx.run_id}-{secrets.token_hex(4)}"
+
+        env = job_environment(ctx)
+        extra = {rl.ENV_CLUSTER: json.dumps(cluster, separators=(",", ":")),
+                 rl.ENV_TOKEN: token, "MLTRAIN_WORLD_SIZE": str(n)}
+        env.update(extra)
+        forward = sorted(set(ctx.environment_variables) | set(extra) | {"PYTHONPATH", "PYTHONUNBUFFERED"})
+        interpreter = ctx.interpreter or sys.executable
+        logs_dir = Path(os.path.abspath(ctx.logs_dir))
+        workdir = os.path.abspath(ctx.snapshot_dir)
+        program = [interpreter, "-m", "mltrain_desktop.engine.rank_launcher",
+                   "--logs-dir", str(logs_dir), "--", ctx.entry_script, *ctx.arguments]
+        argv = mc.build_mpirun_command(
+            program, nodes=nodes, forward_env=forward, as_root=hasattr(os, "geteuid") and os.geteuid() == 0,
+            mpirun=mpirun, workdir=workdir, oversubscribe=bool(self.config.get("oversubscribe")),
+            ssh_args=None if all_local else mc.default_ssh_args(), extra_args=list(self.config.get("mpirun_args") or []))
+        ctx.log(f"[mltrain] MPI job: {n} rank(s) on {', '.join(str(x) for x in nodes)}; TF_CONFIG workers "
+                f"{', '.join(cluster['worker'])}")
+        ctx.log(f"[mltrain] starting: {mc.display(argv)}")
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        popen = start_process(argv, workdir, env, logs_dir / "driver.log")
+        state = {"kind": "mpi", "pid": popen.pid, "create_time": process_identity(popen.pid), "token": token,
+                 "started": time.time(), "ranks": n, "ports": ports, "local": is_local,
+                 "startup_timeout_s": startup_timeout(self.config), "logs_dir": str(logs_dir)}
+        return MpiJobHandle(state, popen)
+
+    def reattach(self, ctx: JobContext, state: dict) -> JobHandle | None:
+        if state.get("kind") != "mpi" or not is_same_process_alive(state.get("pid"), state.get("create_time")):
+            return None
+        return MpiJobHandle(state, None)
+
+
+# -- the running job ---------------------------------------------------------------------------
+_MPIRUN_EXIT = re.compile(r"Process name: \[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code:\s*(-?\d+)")
+_MPIRUN_SIGNAL = re.compile(r"process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)")
+
+
+class MpiJobHandle(JobHandle):
+    def __init__(self, state: dict, popen: subprocess.Popen | None):
+        self._state = state
+        self.popen = popen
+        self.pid = state["pid"]
+        self.logs_dir = Path(state["logs_dir"])
+        self.n = int(state["ranks"])
+        self._rc: int | None = None
+        self._detail: str | None = None
+        # startup watchdog: which local ranks have been seen listening on their TF_CONFIG port
+        self._seen: set[int] = set()
+        self._watch = any(state.get("local", []))
+        self._early_exit_since: float | None = None
+        self._last_check = 0.0
+
+    # -- JobHandle ---------------------------------------------------------------------------
+    def state(self) -> dict:
+        return dict(self._state)
+
+    def metrics_files(self) -> list[Path]:
+        return [rl.metrics_file(self.logs_dir, rl.task_tag(None, r)) for r in range(1, self.n)]
+
+    def poll(self) -> int | None:
+        if self._rc is not None:
+            return self._rc
+        rc = self._mpirun_exit()
+        if rc is None:
+            failed = self._failed_ranks()
+            if failed:  # do not wait the 1-2 s mpirun takes to notice
+                s = failed[0]
+                self._stop_all(FAILURE_GRACE_S)
+                code = s.get("exit_code")
+                self._rc = 128 + s["signal"] if s.get("signal") else (code or 1)
+                return self._rc
+            problem = self._watchdog()
+            if problem is None:
+                return None
+            self._detail, code = problem
+            self._stop_all(FAILURE_GRACE_S)
+            self._rc = code
+            return self._rc
+        kill_job_processes(self._state["token"])  # normally nothing is left
+        self._rc = rc
+        return rc
+
+    def cancel(self, grace_seconds: float = 5.0) -> None:
+        self._stop_all(grace_seconds)
+
+    def failure_detail(self) -> str | None:
+        if self._detail:
+            return self._detail
+        if self._rc in (None, 0):
+            return None
+        failed = self._failed_ranks()
+        if failed:
+            s = failed[0]
+            return rl.failure_report(s["name"], rl.describe_exit(s.get("exit_code"), s.get("signal")),
+                                     rl.log_file(self.logs_dir, s["tag"]), hint="the other rank(s) were stopped")
+        # The launcher itself died (SIGKILL) and wrote nothing: ask mpirun's own report.
+        driver = "\n".join(rl.tail(self.logs_dir / "driver.log", 200))
+        m = _MPIRUN_SIGNAL.search(driver)
+        if m:
+            rank, how = int(m.group(1)), rl.describe_exit(None, int(m.group(3)))
+        else:
+            m = _MPIRUN_EXIT.search(driver)
+            rank, how = (int(m.group(1)), rl.describe_exit(int(m.group(2)))) if m else (None, None)
+        if rank is not None:
+            return rl.failure_report(f"rank {rank}", how, rl.log_file(self.logs_dir, rl.task_tag(None, rank)),
+                                     hint=f"mpirun stopped the other rank(s) (mpirun exit code {self._rc})")
+        return rl.failure_report("mpirun", rl.describe_exit(self._rc), self.logs_dir / "driver.log")
+
+    # -- internals ---------------------------------------------------------------------------
+    def _failed_ranks(self) -> list[dict]:
+        """Ranks whose script failed or was killed (not stopped by the engine), first first."""
+        statuses = rl.read_statuses(self.logs_dir)
+        return sorted((s for s in statuses.values()
+                       if s.get("ended") and s.get("exit_code") not in (0, None) and not s.get("stopped")),
+                      key=lambda s: s["ended"])
+
+    def _mpirun_exit(self) -> int | None:
+        if self.popen is not None:
+            return self.popen.poll()
+        if is_same_process_alive(self.pid, self._state.get("create_time")):
+            return None
+        # Reattached, so mpirun was not our child: rebuild its result from the ranks' records.
+        statuses = rl.read_statuses(self.logs_dir)
+        codes = [s.get("exit_code") for s in statuses.values() if s.get("ended")]
+        bad = [c for c in codes if c not in (0, None)]
+        if bad:
+            return bad[0] if bad[0] > 0 else 128 - bad[0]
+        return 0 if len(codes) == self.n else -1
+
+    def _stop_all(self, grace: float) -> None:
+        """TERM mpirun and every rank at once; KILL the ranks left after ``grace``, then mpirun.
+
+        mpirun alone takes about 2 s to clean up after a SIGTERM; the ranks on this machine are
+        stopped directly instead, and mpirun gets a short wait once they are gone (the whole
+        grace when some ranks are remote, which only mpirun can stop).
+        """
+        if self.popen is not None:
+            running = self.popen.poll() is None
+        else:
+            running = is_same_process_alive(self.pid, self._state.get("create_time"))
+        if running:
+            procs = tree(self.pid)
+            signal_processes(procs, signal.SIGTERM)
+            stop_processes([p for p in procs if p.pid != self.pid], grace, first_signal=None)
+            remote = not all(self._state.get("local", [True]))
+            stop_processes([p for p in procs if p.pid == self.pid], grace if remote else 0.5, first_signal=None)
+        kill_job_processes(self._state["token"])
+        if self.popen is not None:
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def _watchdog(self) -> tuple[str, int] | None:
+        """A rank that left without joining while others wait, or no join by the deadline."""
+        if not self._watch or time.monotonic() - self._last_check < PORT_CHECK_EVERY_S:
+            return None
+        self._last_check = time.monotonic()
+        ports = tfc.listening_ports()
+        if ports is None:
+            self._watch = False
+            return None
+        local = self._state.get("local", [])
+        ranks = [r for r in range(self.n) if local[r]]
+        statuses = rl.read_statuses(self.logs_dir)
+        for r in ranks:
+            st = statuses.get(rl.task_tag(None, r), {})
+            if not st.get("ended") and self._state["ports"][r] in ports:
+                self._seen.add(r)
+        if len(self._seen) == len(ranks):
+            self._watch = False  # everyone joined: the startup phase is over
+            return None
+        elapsed = time.time() - self._state["started"]
+        if not self._seen:
+            if elapsed > self._state["startup_timeout_s"]:
+                self._watch = False  # nobody uses TF_CONFIG (Horovod, mpi4py): mpirun watches alone
+            return None
+
+        def ended(r):
+            return statuses.get(rl.task_tag(None, r), {}).get("ended")
+
+        waiting = [r for r in sorted(self._seen) if not ended(r)]
+        left = [r for r in ranks if r not in self._seen and ended(r)
+                and statuses[rl.task_tag(None, r)].get("exit_code") == 0]
+        if left and waiting:
+            now = time.monotonic()
+            if self._early_exit_since is None:
+                self._early_exit_since = now
+            elif now - self._early_exit_since >= _EARLY_EXIT_CONFIRM_S:
+                r = left[0]
+                addr = f"{tfc.LOOPBACK}:{self._state['ports'][r]}"
+                return rl.failure_report(
+                    f"rank {r}", "exited with code 0 without joining the TensorFlow cluster",
+                    rl.log_file(self.logs_dir, rl.task_tag(None, r)),
+                    hint=(f"it never listened on its TF_CONFIG address {addr}, and "
+                          f"{_ranks(waiting)} waited for it; every rank must create "
+                          "tf.distribute.MultiWorkerMirroredStrategy() (or use Horovod). The engine "
+                          "stopped the job.")), 1
+        else:
+            self._early_exit_since = None
+        if elapsed > self._state["startup_timeout_s"]:
+            missing = [r for r in ranks if r not in self._seen]
+            r = missing[0]
+            addrs = ", ".join(f"{tfc.LOOPBACK}:{self._state['ports'][m]}" for m in missing)
+            return rl.failure_report(
+                _ranks(missing), f"did not join the TensorFlow cluster within the startup deadline "
+                f"({self._state['startup_timeout_s']:.0f} s)", rl.log_file(self.logs_dir, rl.task_tag(None, r)),
+                hint=(f"no listener on {addrs} "
+                      f"while {_ranks(waiting)} waited; raise startup_timeout_s in the compute target's "
+                      "config if the script does long work before creating its strategy")), 1
+        return None
+
+
+def _ranks(ranks: list[int]) -> str:
+    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(str(r) for r in ranks)

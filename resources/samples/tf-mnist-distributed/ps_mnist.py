@@ -1,0 +1,202 @@
+"""The seed's network trained with ParameterServerStrategy (a parameter-server cluster's tasks).
+
+Flatten -> Dense(first, relu) -> Dense(second, relu) -> Dense(10), plain SGD, on MNIST-format
+data. The engine starts ps tasks, workers and one chief, each running this script with its own
+``TF_CONFIG``; run it on a parameter-server target::
+
+    TensorFlow(source_directory=..., entry_script="ps_mnist.py",
+               script_params={"--data-folder": ds.as_mount()},
+               distributed_training=TensorflowConfiguration(worker_count=2, parameter_server_count=1))
+
+- ps and worker tasks start a TensorFlow server and serve until the engine stops them (when
+  the chief ends);
+- the chief creates the variables on the ps tasks, schedules training steps on the workers
+  with a ClusterCoordinator, logs the loss per step and per epoch, evaluates, and saves the
+  model to ./outputs/model.
+
+Keras 3's ``model.fit`` does not work under ParameterServerStrategy, so the chief trains with a
+custom loop (``strategy.run`` + ``GradientTape``), which needs nothing beyond TensorFlow and
+Keras. Without TF_CONFIG (run by hand) it trains in this one process.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import gzip
+import os
+import sys
+import time
+
+import numpy as np
+
+try:  # the seed's form
+    from mltrain_desktop.core import Run
+except ImportError:
+    from mltrain_desktop.run import Run
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+def say(*args) -> None:
+    print(*args, flush=True)
+
+
+def load_idx(path: str, images: bool) -> np.ndarray:
+    """Reads an idx gz file: images as (n, rows, cols) float32 in [0, 1], labels as (n,) int32."""
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    if images:
+        n, rows, cols = (int.from_bytes(data[i:i + 4], "big") for i in (4, 8, 12))
+        return (np.frombuffer(data, np.uint8, n * rows * cols, 16).reshape(n, rows, cols) / 255.0).astype(np.float32)
+    n = int.from_bytes(data[4:8], "big")
+    return np.frombuffer(data, np.uint8, n, 8).astype(np.int32)
+
+
+def find(folder: str, name: str) -> str:
+    hits = [os.path.join(folder, name)] + sorted(glob.glob(os.path.join(glob.escape(folder), "**", name),
+                                                           recursive=True))
+    for h in hits:
+        if os.path.isfile(h):
+            return h
+    sys.exit(f"error: {name} not found under --data-folder {folder}")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-folder", required=True, help="folder holding the four MNIST idx gz files")
+    p.add_argument("--batch-size", type=int, default=50, help="examples per step (per worker)")
+    p.add_argument("--first-layer-neurons", type=int, dest="n_hidden_1", default=300)
+    p.add_argument("--second-layer-neurons", type=int, dest="n_hidden_2", default=100)
+    p.add_argument("--learning-rate", type=float, default=0.01)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--max-train-samples", type=int, default=0, help="use the first N examples (0 = all)")
+    p.add_argument("--seed", type=int, default=42)
+    args = p.parse_args(argv)
+    if min(args.batch_size, args.n_hidden_1, args.n_hidden_2, args.epochs) < 1 or args.learning_rate <= 0:
+        p.error("sizes and epochs must be at least 1, the learning rate positive")
+    return args
+
+
+def serve(tf, resolver) -> int:
+    """A ps or worker task: serve the cluster until the engine stops this process."""
+    server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
+                                  task_index=resolver.task_id, protocol=resolver.rpc_layer or "grpc",
+                                  start=True)
+    say(f"{resolver.task_type} {resolver.task_id}: serving at {server.target}")
+    server.join()
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    resolver = None
+    if os.environ.get("TF_CONFIG"):
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        if resolver.task_type in ("ps", "worker"):
+            return serve(tf, resolver)
+
+    import keras
+
+    t0 = time.time()
+    run = Run.get_context()
+    x_train = load_idx(find(args.data_folder, FILES["train_images"]), True)
+    y_train = load_idx(find(args.data_folder, FILES["train_labels"]), False)
+    x_test = load_idx(find(args.data_folder, FILES["test_images"]), True)
+    y_test = load_idx(find(args.data_folder, FILES["test_labels"]), False)
+    if args.max_train_samples:
+        x_train, y_train = x_train[: args.max_train_samples], y_train[: args.max_train_samples]
+
+    if resolver is not None:
+        strategy = tf.distribute.ParameterServerStrategy(resolver)
+        coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+        workers = len(resolver.cluster_spec().as_dict().get("worker", []))
+        ps_tasks = len(resolver.cluster_spec().as_dict().get("ps", []))
+    else:
+        strategy, coordinator, workers, ps_tasks = tf.distribute.get_strategy(), None, 1, 0
+    say(f"chief: TensorFlow {tf.__version__}, Keras {keras.__version__}; {workers} worker(s), "
+        f"{ps_tasks} ps task(s); {len(x_train)} training examples")
+
+    keras.utils.set_random_seed(args.seed)
+    with strategy.scope():  # variables live on the ps tasks
+        model = keras.Sequential([
+            keras.Input(shape=x_train.shape[1:], name="images"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(args.n_hidden_1, activation="relu", name="hidden1"),
+            keras.layers.Dense(args.n_hidden_2, activation="relu", name="hidden2"),
+            keras.layers.Dense(10, name="logits"),
+        ], name="tf_mnist_dnn")
+        optimizer = keras.optimizers.SGD(learning_rate=args.learning_rate)
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none")
+    batch = args.batch_size
+    steps = len(x_train) // batch
+    if steps < 1:
+        sys.exit(f"error: {len(x_train)} examples are fewer than one batch ({batch})")
+
+    def dataset_fn(_context=None):
+        return (tf.data.Dataset.from_tensor_slices((x_train, y_train))
+                .shuffle(len(x_train), seed=args.seed).repeat().batch(batch, drop_remainder=True))
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            per_example = loss_fn(y, model(x, training=True))
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=batch)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    if coordinator is not None:
+        per_worker_iter = iter(coordinator.create_per_worker_dataset(dataset_fn))
+
+        @tf.function
+        def worker_step(iterator):
+            x, y = next(iterator)
+            return strategy.run(replica_step, args=(x, y))
+
+        def run_epoch():
+            results = [coordinator.schedule(worker_step, args=(per_worker_iter,)) for _ in range(steps)]
+            coordinator.join()
+            return [float(r.fetch()) for r in results]
+    else:
+        local_iter = iter(dataset_fn())
+        local_step = tf.function(replica_step)
+
+        def run_epoch():
+            return [float(local_step(*next(local_iter))) for _ in range(steps)]
+
+    for key, value in (("batch_size", batch), ("workers", workers), ("ps_tasks", ps_tasks),
+                       ("first_layer_neurons", args.n_hidden_1), ("second_layer_neurons", args.n_hidden_2),
+                       ("learning_rate", args.learning_rate), ("epochs", args.epochs)):
+        run.tag(key, str(value))
+    say(f"training {args.epochs} epoch(s) of {steps} steps, batch {batch}")
+    step = 0
+    for epoch in range(args.epochs):
+        t_epoch = time.time()
+        losses = run_epoch()
+        for loss in losses:
+            run.log("loss", loss, step=step)
+            step += 1
+        run.log("epoch_loss", float(np.mean(losses)), step=epoch)
+        say(f"epoch {epoch + 1}/{args.epochs}: loss {np.mean(losses):.4f} ({time.time() - t_epoch:.1f}s)")
+
+    logits = model(x_test, training=False)  # reads the variables from the ps tasks
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
+    run.log("final_test_accuracy", accuracy)
+    say(f"test accuracy {accuracy:.4f}")
+    model_dir = os.path.join(os.environ.get("MLTRAIN_OUTPUTS_DIR") or "outputs", "model")
+    os.makedirs(model_dir, exist_ok=True)
+    model.save(os.path.join(model_dir, "model.keras"))
+    say("saved", os.path.join(model_dir, "model.keras"))
+    say(f"done in {time.time() - t0:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
