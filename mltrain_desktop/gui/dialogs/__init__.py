@@ -1,0 +1,1 @@
+"""Dialogs of the window: workspace, dataset, compute, submit, register model, about."""
