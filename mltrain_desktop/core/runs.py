@@ -260,6 +260,28 @@ class Run(_job_run.Run):
             raise RunError(f"run {self.id} failed: {details.get('error', {}).get('message', '')}")
         return details
 
+    def delete(self) -> None:
+        """Removes a finished run: its rows, metrics and folder. Runs with registered models are kept."""
+        from .errors import RunError
+        if not self.is_terminal():
+            raise RunError(f"run {self.id} is {self.get_status()}; cancel it before deleting it")
+        if self.workspace.db.execute("SELECT 1 FROM models WHERE run_id=?", [self.id]).fetchone():
+            raise RunError(f"run {self.id} has registered models; their lineage needs it, so it is kept")
+        with self.workspace.transaction() as conn:
+            conn.execute("DELETE FROM metrics WHERE series_id IN (SELECT id FROM metric_series WHERE run_id=?)",
+                         [self.id])
+            for table in ("metric_series", "metric_rows", "ingest_offsets", "run_inputs", "run_events"):
+                conn.execute(f"DELETE FROM {table} WHERE run_id=?", [self.id])
+            conn.execute("DELETE FROM runs WHERE id=?", [self.id])
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def resubmit(self, experiment=None) -> "Run":
+        """Submits a new run with this run's settings (its snapshot when the source folder is gone)."""
+        spec = self.spec
+        if not Path(spec["source_directory"]).is_dir():
+            spec["source_directory"] = str(self.run_dir / "snapshot")
+        return submit_run(experiment or self.experiment, _StoredSpec(spec))
+
     # -- models ---------------------------------------------------------------------------
     def register_model(self, model_name: str, model_path: str = "outputs/model", tags=None, properties=None,
                        model_framework=None, model_framework_version=None, description: str = "",
@@ -273,6 +295,26 @@ class Run(_job_run.Run):
         if self.workspace is None:
             return f"Run(id={self.id!r}, offline={self.offline})"
         return f"Run(experiment={self.experiment.name!r}, id={self.id!r}, status={self.get_status()!r})"
+
+
+class _StoredSpec:
+    """A stored run spec, re-validated when submitted again."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+
+    def to_spec(self) -> dict:
+        from .run_spec import build_spec
+        s = self.spec
+        env = s.get("environment") or {}
+        out = build_spec(source_directory=s["source_directory"], entry_script=s["entry_script"],
+                         arguments=s["arguments"], compute_target=s["compute_target"], use_gpu=s.get("use_gpu"),
+                         pip_packages=env.get("pip_packages"), framework_version=env.get("framework_version"),
+                         environment_variables=s.get("environment_variables"), distribution=s.get("distribution"),
+                         python=env.get("python"), docker=env.get("docker"),
+                         max_run_duration_seconds=s.get("max_run_duration_seconds"))
+        out["framework"] = s.get("framework")
+        return out
 
 
 def submit_run(experiment, config, tags: dict | None = None) -> Run:

@@ -301,3 +301,22 @@ def test_two_clients_submit_to_the_same_workspace(ws, make_script):
     assert numbers == [1, 2, 3, 4]
     for i in ids:
         assert Run.get(ws, i).wait_for_completion()["status"] == "Completed"
+
+
+def test_resubmit_and_delete(ws, make_script):
+    import shutil
+    src = make_script("import sys; from mltrain_desktop.core import Run; Run.get_context().log('a', float(sys.argv[2]))")
+    run = submit(ws, src, args=["--a", 2.5])
+    run.wait_for_completion()
+    shutil.rmtree(src)  # the re-run comes from the snapshot
+    again = run.resubmit()
+    assert again.wait_for_completion()["status"] == "Completed"
+    assert again.get_metrics() == {"a": 2.5} and again.number == run.number + 1
+    run.delete()
+    assert not run.run_dir.exists()
+    with pytest.raises(RunError, match="no run with id"):
+        Run.get(ws, run.id)
+    assert ws.db.execute("SELECT COUNT(*) FROM metric_series WHERE run_id=?", [run.id]).fetchone()[0] == 0
+    again.register_model("m", "outputs")
+    with pytest.raises(RunError, match="registered models"):
+        again.delete()
