@@ -58,7 +58,8 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group)
-@click.version_option(__version__, prog_name="mltrain", message="%(prog)s %(version)s")
+@click.version_option(__import__("mltrain_desktop.version_info").version_info.LAZY_VERSION, prog_name="mltrain",
+                      message="%(prog)s %(version)s")
 @click.option("--workspace", "-w", type=click.Path(file_okay=False), envvar="MLTRAIN_WORKSPACE",
               help="Workspace folder (default: .mltrain/config.json upward from here, else the default workspace).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -376,6 +377,33 @@ def run_cancel(ctx, run_id):
     from .core.runs import Run
     status = Run.get(_ws(ctx), run_id).cancel()
     _out(ctx, {"run_id": run_id, "status": status}, f"{run_id}: {status}")
+
+
+@run.command("resubmit")
+@click.argument("run_id")
+@click.option("--wait/--no-wait", default=False, help="Follow the output until the run ends.")
+@click.pass_context
+def run_resubmit(ctx, run_id, wait):
+    """Submit a new run with the settings of RUN_ID."""
+    from .core.runs import Run
+    r = Run.get(_ws(ctx), run_id).resubmit()
+    if not wait:
+        _out(ctx, {"run_id": r.id, "status": r.get_status()}, r.id)
+        return
+    details = r.wait_for_completion(show_output=not ctx.obj.get("json"), raise_on_error=False)
+    sys.exit(0 if details["status"] == "Completed" else 1)
+
+
+@run.command("delete")
+@click.argument("run_ids", nargs=-1, required=True)
+@click.pass_context
+def run_delete(ctx, run_ids):
+    """Delete finished runs (their rows, metrics and folders)."""
+    from .core.runs import Run
+    ws = _ws(ctx)
+    for rid in run_ids:
+        Run.get(ws, rid).delete()
+    _out(ctx, {"deleted": list(run_ids)}, f"Deleted {len(run_ids)} run(s)")
 
 
 @run.command("files")

@@ -9,12 +9,25 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import mltrain_desktop
 
-PACKAGE_DIR = Path(mltrain_desktop.__file__).resolve().parent
+
+def _package_dir() -> Path:
+    """The package's .py sources: next to the package, or (a packaged app, which holds only
+    compiled modules) the copy the bundle ships as data in ``jobkit_src/mltrain_desktop``."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and bundle:
+        shipped = Path(bundle) / "jobkit_src" / "mltrain_desktop"
+        if (shipped / "run.py").is_file():
+            return shipped
+    return Path(mltrain_desktop.__file__).resolve().parent
+
+
+PACKAGE_DIR = _package_dir()
 _SKIP_DIRS = {"__pycache__", "gui"}
 
 

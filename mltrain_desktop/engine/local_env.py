@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -36,7 +35,13 @@ def _site_packages(python: str) -> list[str]:
 def resolve_interpreter(workspace_dir: Path, db_conn, python: str | None, pip_packages: list[str],
                         log: Callable[[str], None], cancelled: Callable[[], bool] = lambda: False) -> tuple[str, str | None]:
     """Returns (interpreter path, environment hash or None for the bare interpreter)."""
-    base = python or sys.executable
+    if not python:
+        from .interpreters import NoTensorFlowInterpreter, default_python
+        try:
+            python = default_python()  # from source: sys.executable; a packaged app: one with TensorFlow
+        except NoTensorFlowInterpreter as exc:
+            raise PrepareError(str(exc)) from exc
+    base = python
     if not os.access(base, os.X_OK):
         raise PrepareError(f"interpreter {base} does not exist or is not executable; "
                            "set the compute target's python to a working interpreter")
