@@ -122,11 +122,17 @@ class Supervisor:
                 busy = self.conn.execute(
                     "SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ('Preparing','Running','Finalizing')",
                     [self.compute]).fetchone()[0]
-                status = self.conn.execute("SELECT status FROM runs WHERE id=?", [self.run_id]).fetchone()[0]
+                status, created = self.conn.execute("SELECT status, created FROM runs WHERE id=?",
+                                                    [self.run_id]).fetchone()
                 if status != "Queued":
                     self.conn.execute("ROLLBACK")
                     raise Canceled() if status == "Canceled" else PrepareError(f"run is {status}, not Queued")
-                if busy < limit:
+                # First come, first served: runs queued before this one get the free slots first.
+                ahead = self.conn.execute(
+                    "SELECT COUNT(*) FROM runs WHERE compute=? AND status='Queued' AND "
+                    "(created < ? OR (created = ? AND rowid < (SELECT rowid FROM runs WHERE id=?)))",
+                    [self.compute, created, created, self.run_id]).fetchone()[0]
+                if busy + ahead < limit:
                     now = time.time()
                     self.conn.execute("UPDATE runs SET status='Preparing' WHERE id=?", [self.run_id])
                     self.conn.execute("INSERT INTO run_events (run_id, status, at, detail) VALUES (?,?,?,?)",

@@ -85,7 +85,12 @@ def connect(path: str | Path, migrate: bool = True) -> Store:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if migrate and conn.execute("PRAGMA user_version").fetchone()[0] > LATEST:
+            try:
+                _apply_migrations(conn, path)  # refuses before anything (even the journal mode) changes
+            finally:
+                conn.close()
+        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         if migrate:
@@ -103,8 +108,6 @@ def connect(path: str | Path, migrate: bool = True) -> Store:
                 "or choose a workspace folder you can write to."
             ) from exc
         raise
-    if mode.lower() != "wal":  # e.g. a network filesystem that cannot share memory
-        pass
     return Store(conn, path)
 
 

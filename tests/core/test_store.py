@@ -36,6 +36,18 @@ def test_newer_schema_is_refused_untouched(tmp_path):
     assert p.read_bytes() == before
 
 
+def test_newer_schema_not_in_wal_mode_is_left_byte_for_byte(tmp_path):
+    p = tmp_path / "w.db"
+    c = sqlite3.connect(p)
+    c.execute("CREATE TABLE t (x)")
+    c.execute(f"PRAGMA user_version = {LATEST + 1}")
+    c.close()
+    before = p.read_bytes()
+    with pytest.raises(StoreError, match="newer"):
+        connect(p)
+    assert p.read_bytes() == before and not (tmp_path / "w.db-wal").exists()
+
+
 def test_not_a_database(tmp_path):
     (tmp_path / "workspace.db").write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(StoreError, match="not an MLTrain workspace database"):
