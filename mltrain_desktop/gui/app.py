@@ -60,15 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from .. import __version__
-    return __version__
+    from ..version_info import version_string
+    return version_string()
 
 
 def configure_settings() -> None:
     """Organisation/application names; settings under MLTRAIN_HOME/settings when that is set."""
     from PySide6.QtCore import QCoreApplication, QSettings
+    from PySide6.QtGui import QGuiApplication
     QCoreApplication.setOrganizationName(ORG_NAME)
     QCoreApplication.setApplicationName(APP_NAME)
+    QGuiApplication.setDesktopFileName("mltrain-desktop")  # ties the window to the desktop entry's icon
     home = os.environ.get("MLTRAIN_HOME")
     if home:
         folder = str(Path(home) / "settings")

@@ -16,10 +16,18 @@ def versions() -> dict[str, str]:
     import PySide6
     import pyqtgraph
 
-    from ... import __version__
-    return {"MLTrain Desktop": __version__, "Python": platform.python_version(), "Qt": qVersion(),
+    from ...engine import interpreters
+    from ...version_info import build_info
+    info = build_info()
+    if interpreters.is_frozen():
+        jobs_python = interpreters.configured_python() or "found automatically (an interpreter with TensorFlow)"
+    else:
+        jobs_python = sys.executable
+    return {"MLTrain Desktop": info.version, "Commit": info.commit, "Built": info.build_date,
+            "Kind": "packaged app" if info.frozen else "running from source",
+            "Python": platform.python_version(), "Qt": qVersion(),
             "PySide6": PySide6.__version__, "pyqtgraph": pyqtgraph.__version__, "NumPy": numpy.__version__,
-            "SQLite": sqlite3.sqlite_version, "Platform": platform.platform(), "Interpreter": sys.executable}
+            "SQLite": sqlite3.sqlite_version, "Platform": platform.platform(), "Interpreter for jobs": jobs_python}
 
 
 class AboutDialog(QDialog):

@@ -1,12 +1,15 @@
 """Create or edit a compute target (local processes; Docker when the engine module is present)."""
 from __future__ import annotations
 
+import sys
+
 import importlib
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -103,8 +106,13 @@ class ComputeDialog(QDialog):
         self.max_runs.setValue(int(cfg.get("max_concurrent_runs", 1) or 1))
 
         # local
+        from ...engine import interpreters
         self.python_edit = QLineEdit(cfg.get("python", ""))
-        self.python_edit.setPlaceholderText("default: the interpreter running the app")
+        self.python_edit.setPlaceholderText(
+            "default: an interpreter with TensorFlow, found automatically" if interpreters.is_frozen()
+            else f"default: {sys.executable} (the one running the app)")
+        # Known interpreters (not checked here: checking runs each one; the target's probe does that).
+        self.python_edit.setCompleter(QCompleter([p for p, _src in interpreters.candidate_paths()], self))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse_python)
         py_row = QHBoxLayout()
