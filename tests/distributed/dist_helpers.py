@@ -81,8 +81,8 @@ def context_factory(tmp_path):
         snap, logs, outs = run_dir / "snapshot", run_dir / "logs", run_dir / "outputs"
         for d in (snap, logs, outs):
             d.mkdir(parents=True, exist_ok=True)
-        if isinstance(script, Path):
-            shutil.copy(script, snap / script.name)
+        if isinstance(script, Path):  # a snapshot of the script's whole folder, as submit() makes
+            shutil.copytree(script.parent, snap, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
             entry = script.name
         else:
             (snap / "job.py").write_text(script)
