@@ -1,9 +1,10 @@
 """Runs one rank of an MPI job, or one task of a parameter-server cluster, around the user's script.
 
     python -m mltrain_desktop.engine.rank_launcher --logs-dir DIR [--task-type T --task-index I]
-        [--watch-pid PID] -- script.py [args...]
+        [--rank R] [--watch-pid PID] -- script.py [args...]
 
-Under ``mpirun`` (no ``--task-type``) the rank comes from ``OMPI_COMM_WORLD_RANK``; a task of a
+Under ``mpirun`` (no ``--task-type``) the rank comes from ``OMPI_COMM_WORLD_RANK``; ``--rank R``
+names it where no mpirun runs (one container per rank on a Docker target); a task of a
 parameter-server cluster is named by ``--task-type``/``--task-index``. The launcher then:
 
 - sets ``MLTRAIN_RANK``, a metrics file of its own (``logs/metrics.rank1.jsonl``,
@@ -227,12 +228,12 @@ def job_pids(token: str, exclude=()) -> list[int]:
 def _parse(argv: list[str]):
     if "--" not in argv:
         raise SystemExit("usage: python -m mltrain_desktop.engine.rank_launcher --logs-dir DIR "
-                         "[--task-type T --task-index I] [--watch-pid PID] -- script.py [args]")
+                         "[--task-type T --task-index I] [--rank R] [--watch-pid PID] -- script.py [args]")
     i = argv.index("--")
     opts, program = argv[:i], argv[i + 1:]
     if not program:
         raise SystemExit("rank_launcher: no script given after --")
-    values = {"--logs-dir": None, "--task-type": None, "--task-index": "0", "--watch-pid": None}
+    values = {"--logs-dir": None, "--task-type": None, "--task-index": "0", "--rank": None, "--watch-pid": None}
     it = iter(opts)
     for o in it:
         if o not in values:
@@ -250,6 +251,8 @@ def _identify(values: dict, environ) -> tuple[str | None, int, int | None]:
     """(task type or None under MPI, index, world size or None)."""
     if values["--task-type"]:
         return values["--task-type"], int(values["--task-index"]), None
+    if values.get("--rank") is not None:  # an MPI-style rank without mpirun (a container per rank)
+        return None, int(values["--rank"]), None
     for var in _RANK_VARS:
         if environ.get(var, "").strip().isdigit():
             size = next((int(environ[v]) for v in _SIZE_VARS if environ.get(v, "").isdigit()), None)
@@ -355,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         env[ENV_METRICS] = os.devnull
 
     cmd = [sys.executable]
-    if task_type is None and program[0].endswith(".py") and env.get("MLTRAIN_MPI4PY", "1") != "0" \
+    under_mpirun = task_type is None and values["--rank"] is None
+    if under_mpirun and program[0].endswith(".py") and env.get("MLTRAIN_MPI4PY", "1") != "0" \
             and importlib.util.find_spec("mpi4py") is not None:
         cmd += ["-m", "mpi4py"]
     cmd += program

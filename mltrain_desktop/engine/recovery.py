@@ -60,3 +60,5 @@ def _clean_docker_orphans(workspace, conn) -> None:
     live = [r for (r,) in conn.execute(f"SELECT id FROM runs WHERE status IN ({','.join('?' * len(ACTIVE_STATES))})",
                                        ACTIVE_STATES)]
     clean_orphans_for_targets(workspace.path, cfgs, live)
+    from .backends.docker_cluster import clean_orphan_networks_for_targets
+    clean_orphan_networks_for_targets(workspace.path, cfgs, live)
