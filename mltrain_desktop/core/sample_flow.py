@@ -17,6 +17,7 @@ SAMPLE_EXPERIMENT = "tf-mnist"
 SAMPLE_TARGET = "gpucluster"
 SAMPLE_MODEL = "tf-dnn-mnist"
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+BATCH_EVERY = 200  # print every 200th batch's loss while an epoch runs
 
 
 def register_sample_dataset(ws, full: bool | None = None, progress=None):
@@ -62,14 +63,17 @@ def run_sample(ws, epochs: int = 2, full: bool | None = None, echo: Callable[[st
         if status != last_status:
             say(f"[status] {status}")
             last_status = status
+        steps, values, _ = run.get_metric_series("batch_loss", after_step=seen.get("batch_loss", -1))
+        for s, v in zip(steps, values):
+            if s % BATCH_EVERY == 0 and v is not None:
+                say(f"[metric] batch_loss step {s}: {v:.4f}")
+        if steps:
+            seen["batch_loss"] = steps[-1]
         for name in EPOCH_METRICS + ("final_test_accuracy",):
             steps, values, _ = run.get_metric_series(name, after_step=seen.get(name, -1))
             for s, v in zip(steps, values):
                 say(f"[metric] {name} epoch {s}: {v:.4f}" if v is not None else f"[metric] {name} epoch {s}: {v}")
                 seen[name] = s
-        batch = run.get_metric_series("batch_loss", after_step=seen.get("batch_loss", -1))[0]
-        if batch:
-            seen["batch_loss"] = batch[-1]
         if run.is_terminal():
             break
         time.sleep(0.5)
