@@ -79,6 +79,7 @@ class Task(QObject):
         self._cancel = threading.Event()
         self._last_progress = 0.0
         self.done = False
+        self.quiet = False
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -134,11 +135,16 @@ class Bridge(QObject):
         self.workspace_path = str(path) if path else None
 
     def run(self, fn: Callable, *args, on_done: Callable | None = None, on_error: Callable | None = None,
-            on_progress: Callable | None = None, with_workspace: bool = True, name: str = "") -> Task:
-        """Runs ``fn(ws, state, *args)`` (or ``fn(state, *args)`` with ``with_workspace=False``)."""
+            on_progress: Callable | None = None, with_workspace: bool = True, name: str = "",
+            quiet: bool = False) -> Task:
+        """Runs ``fn(ws, state, *args)`` (or ``fn(state, *args)`` with ``with_workspace=False``).
+
+        ``quiet`` tasks (a poll every second, such as an endpoint's live figures) are not counted
+        by :meth:`busy` and do not light the window's busy indicator."""
         if with_workspace and not self.workspace_path:
             raise RuntimeError("no workspace is open")
         task = Task(name or getattr(fn, "__name__", "task"))
+        task.quiet = quiet
         if on_done:
             task.succeeded.connect(on_done)
         if on_error:
@@ -147,16 +153,19 @@ class Bridge(QObject):
             task.progress.connect(on_progress)
         task.finished.connect(lambda t=task: self._forget(t))
         self._tasks.add(task)
-        self.busyChanged.emit(len(self._tasks))
+        if not quiet:
+            self.busyChanged.emit(self.busy())
         self.pool.start(_Runnable(task, fn, args, self.workspace_path if with_workspace else None))
         return task
 
     def _forget(self, task: Task) -> None:
         self._tasks.discard(task)
-        self.busyChanged.emit(len(self._tasks))
+        if not task.quiet:
+            self.busyChanged.emit(self.busy())
 
     def busy(self) -> int:
-        return len(self._tasks)
+        """Tasks in flight, quiet ones left out."""
+        return sum(1 for t in self._tasks if not t.quiet)
 
     def cancel_all(self) -> None:
         for t in list(self._tasks):
@@ -177,6 +186,7 @@ TOPIC_QUERIES = {
                 "(SELECT COUNT(*) FROM dataset_versions)",
     "compute": "SELECT COUNT(*), MAX(updated), GROUP_CONCAT(state) FROM compute_targets",
     "models": "SELECT COUNT(*), MAX(id) FROM models",
+    "endpoints": "SELECT COUNT(*), MAX(updated), GROUP_CONCAT(name || ':' || state) FROM endpoints",
 }
 
 
@@ -225,14 +235,19 @@ class DbWatcher(QThread):
                     version = conn.execute("PRAGMA data_version").fetchone()[0]
                     if version == last_version:
                         continue
-                    last_version = version
                     topics = set()
                     for topic, sql in TOPIC_QUERIES.items():
-                        sig = tuple(conn.execute(sql).fetchone())
+                        try:
+                            sig = tuple(conn.execute(sql).fetchone())
+                        except sqlite3.OperationalError as exc:
+                            if "no such" not in str(exc):
+                                raise
+                            sig = ()  # a table this workspace's schema lacks: that topic never changes
                         if signature.get(topic) != sig:
                             signature[topic] = sig
                             topics.add(topic)
                     topics.add("metrics")
+                    last_version = version
                 except sqlite3.Error:
                     continue  # busy or mid-migration: try again next tick
                 self.changed.emit(topics)

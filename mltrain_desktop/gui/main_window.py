@@ -29,13 +29,14 @@ from .views.base import Context
 from .views.compare_view import CompareView
 from .views.compute_view import ComputeView
 from .views.datasets_view import DatasetsView
+from .views.endpoints_view import EndpointsView
 from .views.models_view import ModelsView
 from .views.run_detail import RunDetailView
 from .views.runs_view import RunsView
 from .views.welcome_view import WelcomeView
 from .views.workspace_view import WorkspaceView
 
-NAV = ("workspace", "datasets", "compute", "runs", "models")
+NAV = ("workspace", "datasets", "compute", "runs", "models", "endpoints")
 MAX_RECENT = 8
 
 
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
             "run": RunDetailView(self.ctx),
             "compare": CompareView(self.ctx),
             "models": ModelsView(self.ctx),
+            "endpoints": EndpointsView(self.ctx),
         }
         self.stack = QStackedWidget()
         self.stack.addWidget(self.welcome)
@@ -119,6 +121,8 @@ class MainWindow(QMainWindow):
         self.ctx.openDataset.connect(self.show_dataset)
         self.ctx.openModel.connect(self.show_model)
         self.ctx.openCompute.connect(self.show_compute)
+        self.ctx.openEndpoint.connect(self.show_endpoint)
+        self.ctx.deployRequested.connect(lambda name, version: self.open_deploy_dialog(name or None, version))
         self.ctx.compareRuns.connect(self.compare_runs)
         self.ctx.submitRequested.connect(self.open_submit_dialog)
         self.ctx.sampleRequested.connect(self.train_sample)
@@ -168,7 +172,8 @@ class MainWindow(QMainWindow):
         self.submit_action = self._action("&Submit Run…", lambda: self.open_submit_dialog(None), "Ctrl+R", "submit")
         self.sample_action = self._action("&Train the Sample", self.train_sample, None, "sample")
         self.register_dataset_action = self._action("Register &Dataset…", self._register_dataset, "Ctrl+D", "dataset")
-        for a in (self.submit_action, self.sample_action, self.register_dataset_action):
+        self.deploy_action = self._action("De&ploy Model…", self.open_deploy_dialog, None, "endpoints")
+        for a in (self.submit_action, self.sample_action, self.register_dataset_action, self.deploy_action):
             run.addAction(a)
         self.delete_action = self._action("Delete", self.delete_selected, QKeySequence.StandardKey.Delete)
         self.delete_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -253,7 +258,8 @@ class MainWindow(QMainWindow):
 
     def _set_workspace_ui(self, path: str | None) -> None:
         self.nav.setEnabled(path is not None)
-        for a in (self.submit_action, self.sample_action, self.register_dataset_action, self.refresh_action):
+        for a in (self.submit_action, self.sample_action, self.register_dataset_action, self.deploy_action,
+                  self.refresh_action):
             a.setEnabled(path is not None)
         self.path_label.setText(path or "no workspace")
         self.setWindowTitle(f"MLTrain Desktop — {Path(path).name}" if path else "MLTrain Desktop")
@@ -309,6 +315,11 @@ class MainWindow(QMainWindow):
         if view is not None:
             view.select_target(name)
 
+    def show_endpoint(self, name: str) -> None:
+        view = self.show_view("endpoints")
+        if view is not None:
+            view.select_endpoint(name)
+
     def compare_runs(self, run_ids: list[str]) -> None:
         view = self.views["compare"]
         view.set_runs(run_ids)
@@ -338,6 +349,13 @@ class MainWindow(QMainWindow):
         self.dialog.submitted.connect(self.show_run)
         self.dialog.open()
         return self.dialog
+
+    def open_deploy_dialog(self, model: str | None = None, version: int = 0):
+        """Deploy… (from the menu or the Models view): the Endpoints view shows the result."""
+        view = self.show_view("endpoints")
+        if view is not None:
+            self.dialog = view.open_deploy_dialog(model, version)
+        return self.dialog if view is not None else None
 
     def _register_dataset(self):
         view = self.show_view("datasets")

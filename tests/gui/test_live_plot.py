@@ -137,6 +137,72 @@ def test_clear(panel, qtbot):
     qtbot.waitUntil(lambda: panel.drawn_count("c") == 1, timeout=1000)
 
 
+def test_new_charts_are_built_one_per_turn(panel, qtbot):
+    """A batch naming several new metrics: points counted at once, charts built on later turns
+    of the event loop (one each), ``chart()`` builds one on demand."""
+    for name in ("a", "b", "c"):
+        panel.append(name, np.arange(5), np.arange(5.0))
+    assert panel.metric_names() == ["a", "b", "c"]
+    assert panel.point_count("b") == 5 and panel.drawn_count("b") == 0
+    assert list(panel._charts) == []  # nothing built inside the call
+    chart_c = panel.chart("c")  # on demand
+    assert chart_c is not None and list(panel._charts) == ["c"]
+    qtbot.waitUntil(lambda: all(panel.drawn_count(n) == 5 for n in "abc"), timeout=2000)
+    assert sorted(panel._charts) == ["a", "b", "c"]
+
+
+def test_one_chart_redrawn_per_tick(panel, qtbot):
+    for name in ("a", "b", "c"):
+        panel.append(name, np.arange(5), np.arange(5.0))
+    qtbot.waitUntil(lambda: all(panel.drawn_count(n) == 5 for n in "abc"), timeout=2000)
+    for name in ("a", "b", "c"):
+        panel.append(name, [5], [5.0])
+    panel._timer.stop()
+    panel._tick()
+    assert sum(not panel.chart(n).is_dirty() for n in "abc") == 1
+    assert panel._timer.interval() < 150  # the others come sooner than a full interval
+    panel._tick()
+    panel._tick()
+    assert not any(panel.chart(n).is_dirty() for n in "abc")
+    assert panel._timer.interval() == 150
+
+
+def test_spare_chart_is_built_ahead_and_used(qtbot):
+    p = LivePlotPanel(spare_chart=True)
+    qtbot.addWidget(p)
+    p.resize(800, 400)
+    p.show()
+    qtbot.waitUntil(lambda: p._spare is not None, timeout=3000)
+    spare = p._spare
+    p.append("loss", [0, 1], [1.0, 0.5])
+    assert p.chart("loss") is spare and p._spare is None
+    assert spare.name == "loss" and spare.isVisible()
+    qtbot.waitUntil(lambda: p.drawn_count("loss") == 2, timeout=1000)
+
+
+def test_chart_axes_draw_opaque_lines_and_build_the_menu_on_demand(qtbot):
+    c = MetricChart("loss")
+    qtbot.addWidget(c)
+    c.resize(600, 300)
+    c.show()
+    c.append(np.arange(100), np.linspace(1, 0, 100))
+    c.redraw()
+    qtbot.wait(50)
+    from PySide6.QtGui import QImage, QPainter
+    img = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(img)
+    for side in ("left", "bottom"):
+        axis = c._pi.getAxis(side)
+        assert axis.grid is not False
+        _axis_spec, ticks, _texts = axis.generateDrawSpecs(painter)
+        assert ticks and all(pen.color().alpha() == 255 for pen, _p1, _p2 in ticks)
+        assert axis.style["maxTickLevel"] == 1 and not axis.autoSIPrefix
+    painter.end()
+    assert c._vb.menu is None and c._vb.menuEnabled()
+    menu = c._vb.getMenu(None)
+    assert menu is not None and c._vb.menu is menu and menu.actions()
+
+
 def test_hidden_panel_waits_until_shown(qtbot):
     p = LivePlotPanel()
     qtbot.addWidget(p)

@@ -23,6 +23,8 @@ class Context(QObject):
     openDataset = Signal(str, int)  # noqa: N815
     openModel = Signal(str, int)  # noqa: N815
     openCompute = Signal(str)  # noqa: N815
+    openEndpoint = Signal(str)  # noqa: N815
+    deployRequested = Signal(str, int)  # noqa: N815 - model name ('' = choose), version (0 = latest)
     compareRuns = Signal(object)  # noqa: N815 - list of run ids
     submitRequested = Signal(object)  # noqa: N815 - a spec to prefill (or None)
     sampleRequested = Signal()  # noqa: N815
@@ -93,8 +95,9 @@ class BaseView(QWidget):
     def reload(self) -> None:  # pragma: no cover - overridden
         pass
 
-    def load(self, fn, *args, on_done, on_error=None):
-        """Runs a query on the pool; ``on_done(result)`` on the GUI thread."""
+    def load(self, fn, *args, on_done, on_error=None, quiet: bool = False):
+        """Runs a query on the pool; ``on_done(result)`` on the GUI thread (``quiet``: a periodic
+        poll, not shown by the busy indicator)."""
         self._inflight += 1
 
         def done(result):
@@ -109,7 +112,7 @@ class BaseView(QWidget):
             else:
                 self.ctx.message.emit(f"{self.title}: could not load: {exc}")
             self._after_load()
-        return self.ctx.bridge.run(fn, *args, on_done=done, on_error=failed)
+        return self.ctx.bridge.run(fn, *args, on_done=done, on_error=failed, quiet=quiet)
 
     def _after_load(self) -> None:
         if self._inflight == 0:

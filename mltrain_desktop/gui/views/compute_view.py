@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 from ..resources import icon, state_icon
 from . import queries
 from .base import BaseView, confirm_box
-from .table_model import Column, RecordTableModel, make_table, select_key, selected_records
+from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 
 _STATE_ICON = {"Succeeded": "Completed", "Failed": "Failed", "Creating": "Preparing"}
 
@@ -86,7 +86,7 @@ class ComputeView(BaseView):
         keep = self._want or next((r["name"] for r in selected_records(self.table)), None)
         self._want = None
         self.model.set_records(rows)
-        self.table.resizeColumnsToContents()
+        fit_columns(self.table, self.model)
         if not (keep and select_key(self.table, self.model, keep)) and rows and not selected_records(self.table):
             self.table.selectRow(0)
         self._show_details()

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from ..resources import icon
 from . import queries
 from .base import BaseView, fmt_bytes, fmt_time
-from .table_model import Column, RecordTableModel, make_table, select_key, selected_records
+from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 
 FASHION_LABELS = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                   "Ankle boot")
@@ -130,7 +130,7 @@ class DatasetsView(BaseView):
     def _show(self, rows: list[dict]) -> None:
         keep = [r["version_id"] for r in selected_records(self.table)]
         self.model.set_records(rows)
-        self.table.resizeColumnsToContents()
+        fit_columns(self.table, self.model)
         if self._want:
             name, version = self._want
             self._want = None
@@ -167,7 +167,7 @@ class DatasetsView(BaseView):
 
     def _show_files(self, files: list[dict]) -> None:
         self.files_model.set_records(files)
-        self.files_table.resizeColumnsToContents()
+        fit_columns(self.files_table, self.files_model)
 
     def _show_preview(self, data) -> None:
         if not data:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from ..resources import icon
 from . import queries
 from .base import BaseView, fmt_bytes, fmt_time
-from .table_model import Column, RecordTableModel, make_table, select_key, selected_records
+from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 
 
 def download_model(ws, state, name: str, version: int, dest: str) -> str:
@@ -63,6 +63,9 @@ class ModelsView(BaseView):
         self.filter_edit.textChanged.connect(self.proxy.setFilterFixedString)
         self.download_button = QPushButton(icon("download"), "Download / export…")
         self.download_button.clicked.connect(self._download_clicked)
+        self.deploy_button = QPushButton(icon("endpoints"), "Deploy…")
+        self.deploy_button.setToolTip("Serve the selected model version as a web service (an endpoint)")
+        self.deploy_button.clicked.connect(self.deploy_selected)
         self.refresh_button = QPushButton(icon("refresh"), "Refresh")
         self.refresh_button.clicked.connect(self.refresh)
         self.details = QTextBrowser()
@@ -72,6 +75,7 @@ class ModelsView(BaseView):
         bar.addWidget(self.filter_edit, 1)
         bar.addWidget(self.refresh_button)
         bar.addWidget(self.download_button)
+        bar.addWidget(self.deploy_button)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.table)
         split.addWidget(self.details)
@@ -87,7 +91,7 @@ class ModelsView(BaseView):
     def _show(self, rows: list[dict]) -> None:
         keep = [r["id"] for r in selected_records(self.table)]
         self.model.set_records(rows)
-        self.table.resizeColumnsToContents()
+        fit_columns(self.table, self.model)
         if self._want:
             name, version = self._want
             match = [r for r in rows if r["name"] == name and (version <= 0 or r["version"] == version)]
@@ -133,6 +137,11 @@ class ModelsView(BaseView):
             f"<tr><td><b>Run</b></td><td>{run_link}</td></tr>"
             f"<tr><td><b>Experiment</b></td><td>{exp_link}</td></tr>"
             f"<tr><td><b>Datasets</b></td><td>{ds}</td></tr></table>")
+
+    def deploy_selected(self) -> None:
+        """Deploy…: the Endpoints view opens with the deploy dialog set to this model version."""
+        r = self.selected()
+        self.ctx.deployRequested.emit(r["name"] if r else "", r["version"] if r else 0)
 
     def _link(self, href: str) -> None:
         kind, _, rest = href.partition(":")

@@ -147,7 +147,7 @@ class RunDetailView(BaseView):
         ol.addWidget(self.events_table, 1)
 
         # metrics tab
-        self.plots = LivePlotPanel()
+        self.plots = LivePlotPanel(spare_chart=True)  # a run's first chart appears without a stall
         self.rank_combo = QComboBox()
         self.rank_combo.addItem("rank 0", 0)
         self.rank_combo.currentIndexChanged.connect(self._rank_changed)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from ..resources import icon, state_icon
 from . import queries
 from .base import BaseView, confirm_box, fmt_duration, fmt_time, fmt_value, run_duration
-from .table_model import Column, RecordTableModel, make_table, select_key, selected_records
+from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 
 ALL = "All experiments"
 STATES = ("Queued", "Preparing", "Running", "Finalizing", "Completed", "Failed", "Canceled")
@@ -155,7 +155,7 @@ class RunsView(BaseView):
         keep = [r["id"] for r in selected_records(self.table)]
         self.model.set_records(rows)
         if not getattr(self, "_sized", False) and rows:
-            self.table.resizeColumnsToContents()
+            fit_columns(self.table, self.model)
             self._sized = True
         self._fill_experiments(sorted({r["experiment"] for r in rows}))
         if keep and not selected_records(self.table):

@@ -100,8 +100,24 @@ class ScreenshotTour(QObject):
                 self.steps.append(("compare", lambda: w.compare_runs(ids),
                                    lambda: not v["compare"].is_loading() and v["compare"].data))
         self.steps.append(("models", lambda: w.show_view("models"), lambda: not v["models"].is_loading()))
+        self.steps.append(("endpoints", lambda: w.show_view("endpoints"), self._endpoints_ready))
+        if inv["models"]:
+            first = inv["models"][-1]
+            self.steps.append(("deploy-dialog", lambda: w.open_deploy_dialog(first["name"], first["version"]),
+                               lambda: getattr(w.dialog, "ready", True)))
         self.steps.append(("submit-dialog", self._open_submit, lambda: getattr(w.dialog, "ready", True)))
         self._next()
+
+    def _endpoints_ready(self) -> bool:
+        """Loaded; the selected endpoint's detail shown, with its live figures if it is Healthy."""
+        view = self.window.views["endpoints"]
+        if view.is_loading():
+            return False
+        rec = view.selected()
+        if rec is None:
+            return view.model.rowCount() == 0
+        d = view.detail
+        return d is not None and d["name"] == rec["name"] and (rec["state"] != "Healthy" or view.stats is not None)
 
     def _open_submit(self) -> None:
         from ...core.samples import SAMPLE_DIR, SAMPLE_ENTRY_SCRIPT

@@ -5,10 +5,21 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QTableView
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RECORD_ROLE = Qt.ItemDataRole.UserRole + 2
+
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole.value)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
+_ALIGN = int(Qt.ItemDataRole.TextAlignmentRole.value)
+_SORT = int(SORT_ROLE)
+_RECORD = int(RECORD_ROLE)
+# The delegate asks for ~7 roles per cell per paint (font, colours, check state...): the roles
+# answered here are looked up once, the others return before touching the index.
+_ROLES = frozenset({_DISPLAY, _DECORATION, _TOOLTIP, _ALIGN, _SORT, _RECORD})
+_RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
 
 
 @dataclass
@@ -133,24 +144,23 @@ class RecordTableModel(QAbstractTableModel):
         return None
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
+        role = int(role.value) if hasattr(role, "value") else int(role)
+        if role not in _ROLES or not index.isValid():
             return None
         rec = self.records[index.row()]
         col = self.columns[index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
+        if role == _DISPLAY:
             return col.text(rec)
-        if role == SORT_ROLE:
+        if role == _DECORATION:
+            return col.icon(rec) if col.icon else None
+        if role == _ALIGN:
+            return _RIGHT if col.align_right else None
+        if role == _TOOLTIP:
+            return col.tooltip(rec) if col.tooltip else None
+        if role == _SORT:
             v = col.sort(rec) if col.sort else col.text(rec)
             return v if v is not None else ""
-        if role == RECORD_ROLE:
-            return rec
-        if role == Qt.ItemDataRole.DecorationRole and col.icon:
-            return col.icon(rec)
-        if role == Qt.ItemDataRole.ToolTipRole and col.tooltip:
-            return col.tooltip(rec)
-        if role == Qt.ItemDataRole.TextAlignmentRole and col.align_right:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
+        return rec  # _RECORD
 
 
 class RecordFilterProxy(QSortFilterProxyModel):
@@ -194,6 +204,33 @@ def make_table(model: RecordTableModel, sortable: bool = True,
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     view.setWordWrap(False)
     return view, proxy
+
+
+def fit_columns(view: QTableView, model: RecordTableModel, sample: int = 40, max_width: int = 520) -> None:
+    """Sizes the columns to their title and the text of the first ``sample`` rows.
+
+    What ``resizeColumnsToContents`` does, measured with ``QFontMetrics`` on the formatted
+    strings: ~1 ms where Qt's per-cell style layout costs 20-60 ms on the GUI thread.
+    """
+    fm = view.fontMetrics()
+    header = view.horizontalHeader()
+    hfm = header.fontMetrics()
+    style = view.style()
+    margin = 2 * (style.pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, view) + 1) + 6
+    icon_w = style.pixelMetric(QStyle.PixelMetric.PM_SmallIconSize, None, view) + 4
+    arrow = style.pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize, None, header) + 8
+    recs = model.records[:sample]
+    for c, col in enumerate(model.columns):
+        if header.isSectionHidden(c):
+            continue
+        w = hfm.horizontalAdvance(col.title) + margin + arrow
+        if recs:
+            texts = {col.text(r) for r in recs}
+            cell = max(fm.horizontalAdvance(t) for t in texts) + margin
+            if col.icon is not None:
+                cell += icon_w
+            w = max(w, cell)
+        view.setColumnWidth(c, min(w, max_width))
 
 
 def selected_records(view: QTableView) -> list[dict]:

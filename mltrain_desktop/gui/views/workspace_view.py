@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 from ..resources import icon, state_icon
 from . import queries
 from .base import BaseView, fmt_bytes, fmt_duration, fmt_time, fmt_value, heading, run_duration
-from .table_model import Column, RecordTableModel, make_table
+from .table_model import Column, RecordTableModel, fit_columns, make_table
 
 STATES = ("Queued", "Preparing", "Running", "Finalizing", "Completed", "Failed", "Canceled")
 
@@ -131,7 +131,7 @@ class WorkspaceView(BaseView):
         for s, lab in self.state_labels.items():
             lab.setText(f"{s}: {d['runs_by_state'].get(s, 0)}")
         self.recent_model.set_records(d["recent_runs"])
-        self.recent_table.resizeColumnsToContents()
+        fit_columns(self.recent_table, self.recent_model)
         fresh = d["runs"] == 0
         self.sample_hint.setVisible(fresh)
 

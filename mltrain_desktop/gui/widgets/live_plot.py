@@ -8,7 +8,8 @@ Usage (GUI thread only)::
 
     panel = LivePlotPanel()
     panel.append("loss", steps, values, walltimes, series_key="run 3")   # buffers, O(1)
-    # a 150 ms timer flushes the buffers and redraws the charts that changed, with setData
+    # a 150 ms timer flushes the buffers and redraws the charts that changed, with setData,
+    # one chart per turn of the event loop
 
 Points are appended from the caller (a bridge that tails the metrics file or polls the store);
 nothing here does I/O, and ``processEvents`` is never called.
@@ -22,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPoint, QRect, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QPalette, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -51,6 +52,9 @@ SERIES_COLORS = (
 )  # fmt: skip
 
 REDRAW_INTERVAL_MS = 150
+MIN_TICK_MS = 40  # the shortest tick while several charts wait for their turn
+SPARE_FIRST_MS = 600  # a spare chart soon after the panel is made (the window has just started)
+SPARE_AGAIN_MS = 3000  # the next one a while after the last was put to use
 RANGE_SETTLE_MS = 30  # coalesce the range changes of a pan or a wheel zoom
 
 
@@ -157,6 +161,104 @@ class _FullXBounds(pg.GraphicsObject):
         pass
 
 
+class _OpaqueGridAxis(pg.AxisItem):
+    """An axis whose ticks and grid lines are drawn with opaque pens.
+
+    pyqtgraph draws grid lines as ticks with a translucent pen; Qt's raster engine blends
+    such lines pixel by pixel, about ten times slower than opaque ones (~8 ms per axis of a
+    1200 px chart, on every repaint). The look is the same with the colour already mixed into
+    the background, since grid lines do not overlap one another.
+    """
+
+    def __init__(self, orientation: str, background: QColor, **kwargs) -> None:
+        super().__init__(orientation, **kwargs)
+        self._background = QColor(background)
+        self._pens: dict[tuple, QPen] = {}
+        # major and minor ticks (grid lines); not the third, faintest level: a quarter of the
+        # axis' drawing work, every frame of a live chart
+        self.style["maxTickLevel"] = 1
+
+    def _opaque(self, pen: QPen) -> QPen:
+        c = pen.color()
+        a = c.alpha()
+        if a >= 255 or pen.brush().style() != Qt.BrushStyle.SolidPattern:
+            return pen
+        key = (c.rgba(), pen.widthF(), pen.isCosmetic(), pen.style().value)
+        out = self._pens.get(key)
+        if out is None:
+            f = a / 255.0
+            bg = self._background
+            mixed = QColor(round(c.red() * f + bg.red() * (1 - f)), round(c.green() * f + bg.green() * (1 - f)),
+                           round(c.blue() * f + bg.blue() * (1 - f)))
+            out = QPen(pen)
+            out.setColor(mixed)
+            self._pens[key] = out
+        return out
+
+    def _updateLabel(self) -> None:  # noqa: N802 (pyqtgraph API)
+        # pyqtgraph re-sets the label's HTML on every pen, style and range change (~0.4 ms a
+        # QTextDocument layout each; ~40 times while a chart is built): only when it changed.
+        html = self.labelString()
+        if html != getattr(self, "_label_html", None):
+            self._label_html = html
+            self.label.setHtml(html)
+        self._adjustSize()
+        self.picture = None
+        self.update()
+
+    def generateDrawSpecs(self, p):  # noqa: N802 (pyqtgraph API)
+        specs = super().generateDrawSpecs(p)
+        if specs is None:
+            return None
+        axis_spec, tick_specs, text_specs = specs
+        tick_specs = [(self._opaque(pen), p1, p2) for pen, p1, p2 in tick_specs]
+        return axis_spec, tick_specs, text_specs
+
+
+class _LazyMenuViewBox(pg.ViewBox):
+    """A ViewBox that builds its context menu on the first right click, not when created.
+
+    pyqtgraph's ``ViewBoxMenu`` (two forms of axis controls) is a third of the cost of a new
+    chart (~7 ms on the GUI thread); most charts never show their menu.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(enableMenu=False, **kwargs)
+        self.state["enableMenu"] = True
+
+    def _applyMenuEnabled(self) -> None:  # noqa: N802 (pyqtgraph API)
+        if not self.state.get("enableMenu", True) and self.menu is not None:
+            self.menu.setParent(None)
+            self.menu = None
+
+    def getMenu(self, ev=None):  # noqa: N802
+        if self.menu is None and self.menuEnabled():
+            from pyqtgraph.graphicsItems.ViewBox.ViewBoxMenu import ViewBoxMenu
+            self.menu = ViewBoxMenu(self)
+            self.updateViewLists()
+        return self.menu
+
+    def getContextMenus(self, event):  # noqa: N802
+        menu = self.getMenu(event) if self.menuEnabled() else None
+        return menu.actions() if menu is not None else []
+
+
+def _points(steps, values, walltimes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Copies of the points as float64 arrays (walltimes default to now); ValueError when the
+    lengths differ."""
+    s = np.array(steps, dtype=np.float64, ndmin=1).ravel()
+    v = np.array(values, dtype=np.float64, ndmin=1).ravel()
+    if s.shape != v.shape:
+        raise ValueError(f"steps and values differ in length ({s.shape[0]} != {v.shape[0]})")
+    if walltimes is None:
+        w = np.full(s.shape[0], time.time())
+    else:
+        w = np.array(walltimes, dtype=np.float64, ndmin=1).ravel()
+        if w.shape != s.shape:
+            raise ValueError("walltimes and steps differ in length")
+    return s, v, w
+
+
 def _faint(color: QColor, alpha: int = 70) -> QColor:
     c = QColor(color)
     c.setAlpha(alpha)
@@ -188,16 +290,21 @@ class MetricChart(QWidget):
         pal = self.palette()
         bg = pal.color(QPalette.ColorRole.Base)
         fg = pal.color(QPalette.ColorRole.Text)
-        self.plot_widget = pg.PlotWidget(parent=self, background=bg)
+        # pens given to the constructor: each later pen change re-lays the axis label out
+        axes = {side: _OpaqueGridAxis(side, bg, pen=pg.mkPen(fg), textPen=pg.mkPen(fg))
+                for side in ("left", "bottom", "top", "right")}
+        self.plot_widget = pg.PlotWidget(parent=self, background=bg, axisItems=axes, viewBox=_LazyMenuViewBox())
         self.plot_widget.setMinimumHeight(180)
         self.plot_widget.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._pi: pg.PlotItem = self.plot_widget.getPlotItem()
         self._vb: pg.ViewBox = self._pi.getViewBox()
-        self._pi.setTitle(name, color=fg, size="10pt")
-        for side in ("left", "bottom"):
-            ax = self._pi.getAxis(side)
-            ax.setPen(pg.mkPen(fg))
-            ax.setTextPen(pg.mkPen(fg))
+        self._title_color = fg
+        self._pi.setTitle(name or None, color=fg, size="10pt")
+        for ax in axes.values():
+            # plain numbers (steps, losses); no "(x1e-3)" label re-laid out as the range moves
+            ax.enableAutoSIPrefix(False)
+        self._pi.hideAxis("top")  # ours too (given axes are shown): kept cheap while hidden
+        self._pi.hideAxis("right")
         self._pi.showGrid(x=True, y=True, alpha=0.15)
         self._pi.setLabel("bottom", "step")
         self._vb.setAutoVisible(y=True)  # y auto-range fits the visible part when zoomed in x
@@ -219,21 +326,20 @@ class MetricChart(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot_widget)
 
+    def rename(self, name: str) -> None:
+        """Show the chart under another metric name (a spare chart put to use)."""
+        self.name = name
+        self._pi.setTitle(name or None, color=self._title_color, size="10pt")
+
     # ------------------------------------------------------------------ data
 
     def append(self, steps, values, walltimes=None, series_key: str = "") -> None:
         """Buffer points of one series; drawn on the next redraw.  ``walltimes`` (Unix seconds)
         default to now.  Arrays are copied, so the caller may reuse them."""
-        s = np.array(steps, dtype=np.float64, ndmin=1).ravel()
-        v = np.array(values, dtype=np.float64, ndmin=1).ravel()
-        if s.shape != v.shape:
-            raise ValueError(f"steps and values differ in length ({s.shape[0]} != {v.shape[0]})")
-        if walltimes is None:
-            w = np.full(s.shape[0], time.time())
-        else:
-            w = np.array(walltimes, dtype=np.float64, ndmin=1).ravel()
-            if w.shape != s.shape:
-                raise ValueError("walltimes and steps differ in length")
+        self._append_points(*_points(steps, values, walltimes), series_key)
+
+    def _append_points(self, s: np.ndarray, v: np.ndarray, w: np.ndarray, series_key: str) -> None:
+        """``append`` for arrays that are already private float64 copies."""
         if s.shape[0] == 0:
             return
         ser = self._series.get(series_key)
@@ -414,8 +520,12 @@ class LivePlotPanel(QWidget):
     """A grid of :class:`MetricChart`, one per metric name, created as names appear, with a
     toolbar: x axis (step / relative time), smoothing, log y, reset zoom.
 
-    Charts redraw on a 150 ms timer, only those that changed and are on screen.  Series keep
-    the same colour in every chart (by ``series_key``).
+    Charts redraw on a 150 ms timer, only those that changed and are on screen, one chart per
+    timer tick (round-robin, the tick shortened when several are waiting), so that one
+    event-loop turn paints at most one chart.  A chart for a new metric name is created on a
+    later turn of the event loop, one per turn (a pyqtgraph plot costs 20-40 ms to build);
+    its points are buffered meanwhile and counted by :meth:`point_count`.  Series keep the same
+    colour in every chart (by ``series_key``).
     """
 
     chartAdded = Signal(str)  # noqa: N815 (Qt naming)
@@ -427,18 +537,38 @@ class LivePlotPanel(QWidget):
         columns: int = 2,
         redraw_interval_ms: int = REDRAW_INTERVAL_MS,
         show_toolbar: bool = True,
+        spare_chart: bool = False,
     ) -> None:
         super().__init__(parent)
         self._charts: dict[str, MetricChart] = {}
+        # metric name -> points received before its chart exists: [(s, v, w, series_key)]
+        self._waiting: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]] = {}
         self._colors: dict[str, QColor] = {}
         self._columns = max(1, int(columns))
         self._x_mode = X_STEP
         self._alpha = 0.0
         self._log_y = False
+        self._last_drawn: str | None = None  # round-robin position
 
+        self._interval = int(redraw_interval_ms)
         self._timer = QTimer(self)
-        self._timer.setInterval(int(redraw_interval_ms))
+        self._timer.setInterval(self._interval)
         self._timer.timeout.connect(self._tick)
+        self._create_timer = QTimer(self)
+        self._create_timer.setSingleShot(True)
+        self._create_timer.setInterval(0)
+        self._create_timer.timeout.connect(self._create_next)
+        # With ``spare_chart``, one chart is built ahead of need: soon after the panel is made
+        # (while the window starts), and again a while after it is put to use. A metric's first
+        # points then find it ready: building one takes 15-30 ms of the GUI thread, 40 the first
+        # time in a process.
+        self._spare: MetricChart | None = None
+        self._spare_timer = QTimer(self)
+        self._spare_timer.setSingleShot(True)
+        self._spare_timer.timeout.connect(self._build_spare)
+        self._spare_wanted = bool(spare_chart)
+        if self._spare_wanted:
+            self._spare_timer.start(SPARE_FIRST_MS)
 
         # toolbar
         self.toolbar = QWidget(self)
@@ -498,11 +628,40 @@ class LivePlotPanel(QWidget):
         """Buffer points of metric ``name`` (one chart per name) for series ``series_key``.
         Cheap: the points are copied and drawn on the next tick."""
         chart = self._charts.get(name)
-        if chart is None:
-            chart = self._add_chart(name)
-        chart.append(steps, values, walltimes, series_key)
-        if not self._timer.isActive():
-            self._timer.start()
+        if chart is not None:
+            chart.append(steps, values, walltimes, series_key)
+        else:
+            s, v, w = _points(steps, values, walltimes)
+            if s.shape[0] == 0 and name in self._waiting:
+                return
+            self._waiting.setdefault(name, []).append((s, v, w, series_key))
+            if self.isVisible() and not self._create_timer.isActive():
+                self._create_timer.start()
+        self._kick()
+
+    def _create_next(self) -> None:
+        """Creates the chart of the oldest waiting metric; the next one on the next turn."""
+        if not self._waiting or not self.isVisible():
+            return  # showEvent starts again
+        self._materialize(next(iter(self._waiting)))
+        if self._waiting:
+            self._create_timer.start()
+
+    def _build_spare(self) -> None:
+        if self._spare is not None:
+            return
+        if self._waiting:  # charts are being created: later
+            self._spare_timer.start(SPARE_AGAIN_MS)
+            return
+        self._spare = MetricChart("", self._grid_host, color_for=self._color_for)
+        self._spare.hide()
+
+    def _materialize(self, name: str) -> MetricChart:
+        chart = self._add_chart(name)
+        for s, v, w, key in self._waiting.pop(name, []):
+            chart._append_points(s, v, w, key)
+        self._kick()
+        return chart
 
     def _color_for(self, key: str) -> QColor:
         c = self._colors.get(key)
@@ -515,7 +674,15 @@ class LivePlotPanel(QWidget):
         if not self._charts:
             self._placeholder.hide()
             self._grid.removeWidget(self._placeholder)
-        chart = MetricChart(name, self._grid_host, color_for=self._color_for)
+        chart = self._spare
+        if chart is not None:
+            self._spare = None
+            chart.rename(name)
+            chart.show()
+        else:
+            chart = MetricChart(name, self._grid_host, color_for=self._color_for)
+        if self._spare_wanted and not self._spare_timer.isActive():
+            self._spare_timer.start(SPARE_AGAIN_MS)
         chart.setMinimumHeight(220)
         chart.set_x_mode(self._x_mode)
         chart.set_smoothing(self._alpha)
@@ -533,20 +700,30 @@ class LivePlotPanel(QWidget):
             chart.setParent(None)
             chart.deleteLater()
         self._charts.clear()
+        self._waiting.clear()
+        self._create_timer.stop()
+        self._last_drawn = None
         self._colors.clear()
         self._grid.addWidget(self._placeholder, 0, 0)
         self._placeholder.show()
 
     def metric_names(self) -> list[str]:
-        return list(self._charts)
+        """Every metric name received, in order (those whose chart is still to come too)."""
+        return list(self._charts) + [n for n in self._waiting if n not in self._charts]
 
     def chart(self, name: str) -> MetricChart | None:
-        return self._charts.get(name)
+        """The chart of ``name`` (created now if it was still waiting), None if unknown."""
+        c = self._charts.get(name)
+        if c is None and name in self._waiting:
+            c = self._materialize(name)
+        return c
 
     def point_count(self, name: str) -> int:
         """Points held for metric ``name`` (all series), 0 if unknown."""
         c = self._charts.get(name)
-        return c.point_count() if c else 0
+        if c is not None:
+            return c.point_count()
+        return sum(int(s.shape[0]) for s, _v, _w, _k in self._waiting.get(name, ()))
 
     def drawn_count(self, name: str) -> int:
         """Points handed to pyqtgraph at the last redraw of ``name``'s chart, 0 if unknown."""
@@ -589,10 +766,15 @@ class LivePlotPanel(QWidget):
 
     def _kick(self) -> None:
         if not self._timer.isActive():
+            self._timer.setInterval(self._interval)
             self._timer.start()
 
     def redraw_now(self, *, only_visible: bool = False) -> int:
-        """Redraw the dirty charts now (all of them unless ``only_visible``); returns how many."""
+        """Redraw the dirty charts now (all of them, creating those still waiting, unless
+        ``only_visible``); returns how many."""
+        if not only_visible:
+            while self._waiting:
+                self._materialize(next(iter(self._waiting)))
         n = 0
         for c in self._charts.values():
             if c.is_dirty() and (not only_visible or self._on_screen(c)):
@@ -608,17 +790,33 @@ class LivePlotPanel(QWidget):
         return QRect(chart.mapTo(vp, QPoint(0, 0)), chart.size()).intersects(vp.rect())
 
     def _tick(self) -> None:
+        """Redraws one dirty on-screen chart, the one after the last drawn (round-robin); while
+        others wait, the next tick comes sooner, so each chart still redraws about once per
+        interval but no event-loop turn paints more than one."""
         if not self.isVisible():
             self._timer.stop()  # showEvent restarts it
             return
-        self.redraw_now(only_visible=True)
+        names = list(self._charts)
+        if self._last_drawn in self._charts:
+            k = names.index(self._last_drawn) + 1
+            names = names[k:] + names[:k]
+        due = [n for n in names if self._charts[n].is_dirty() and self._on_screen(self._charts[n])]
+        if due:
+            self._charts[due[0]].redraw()
+            self._last_drawn = due[0]
+        if len(due) > 1:
+            self._timer.setInterval(max(MIN_TICK_MS, self._interval // (len(due) - 1)))
+        else:
+            self._timer.setInterval(self._interval)
         if not any(c.is_dirty() for c in self._charts.values()):
             self._timer.stop()
 
     def showEvent(self, event) -> None:  # noqa: N802
         super().showEvent(event)
         if any(c.is_dirty() for c in self._charts.values()):
-            self._timer.start()
+            self._kick()
+        if self._waiting and not self._create_timer.isActive():
+            self._create_timer.start()
 
 
 LivePlot = LivePlotPanel

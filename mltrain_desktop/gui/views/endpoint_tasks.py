@@ -1,0 +1,279 @@
+"""Endpoint work for the window, run on worker threads: list, detail, stats, test requests, logs,
+start / stop / delete, key rotation and deployment.
+
+Plain functions ``f(ws, state, ...) -> data`` for :meth:`Bridge.run` over
+``mltrain_desktop.serving.webservice``; they return plain dicts and strings (no Qt). Every one
+of them may block (HTTP to the service, the Docker engine, waiting for a service to start), so
+none may run on the GUI thread. :func:`example_request` and :func:`check_endpoint_name` are
+pure and cheap.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+# The core's rule for endpoint names (serving.webservice._NAME), for inline validation.
+ENDPOINT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+NO_CODE_FRAMEWORKS = ("TensorFlow", "Keras", "", None)
+MAX_EXAMPLE_VALUES = 50_000  # a bigger input (e.g. a 224x224x3 image) gets an empty example
+LOG_LINES = 5000
+
+
+def check_endpoint_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str | None:
+    """Why ``name`` cannot be an endpoint's name, or None if it can."""
+    if not name:
+        return "Give the endpoint a name (e.g. tf-mnist-svc)."
+    if len(name) > 32:
+        return f"The name is {len(name)} characters long; an endpoint name has at most 32."
+    if not ENDPOINT_NAME.match(name):
+        bad = sorted({c for c in name if not (c.islower() or c.isdigit() or c == "-") or not c.isascii()})
+        what = f" (not allowed: {' '.join(repr(c) for c in bad)})" if bad else ""
+        return ("Use lowercase letters, digits and '-' only, starting and ending with a letter or digit"
+                f"{what}.")
+    if name in taken:
+        return f"An endpoint named {name!r} already exists: choose another name, or delete it first."
+    return None
+
+
+# ------------------------------------------------------------------------------ reading
+
+def _row(ws, name: str) -> dict | None:
+    cur = ws.db.execute("SELECT name, kind, config, pid, pid_started, updated FROM endpoints WHERE name=?", [name])
+    row = cur.fetchone()
+    return dict(zip([c[0] for c in cur.description], row)) if row else None
+
+
+def _record(svc) -> dict:
+    d = svc.as_dict()
+    raw = _row(svc.workspace, svc.name) or {}
+    try:
+        config = json.loads(raw.get("config") or "{}")
+    except ValueError:
+        config = {}
+    d["model"] = d["models"][0] if d.get("models") else ""
+    d["url"] = d.get("scoring_uri") or ""
+    d["compute_target"] = config.get("compute_target") or ""
+    d["entry_script"] = config.get("entry_script") or ""
+    d["pid"] = raw.get("pid")
+    d["updated"] = raw.get("updated")
+    return d
+
+
+def list_endpoints(ws, state=None) -> list[dict]:
+    """Every endpoint with its state (a service found dead is marked Unhealthy on the way)."""
+    from ...serving.webservice import Webservice, WebserviceException
+    out = []
+    for (name,) in ws.db.execute("SELECT name FROM endpoints ORDER BY name").fetchall():
+        try:
+            out.append(_record(Webservice(ws, name)))
+        except WebserviceException:
+            continue  # deleted meanwhile
+    return out
+
+
+def endpoint_detail(ws, state, name: str) -> dict:
+    """The endpoint's record, key, base URI, input signature and an example request."""
+    from ...serving.webservice import Webservice
+    svc = Webservice(ws, name)
+    d = _record(svc)
+    d["key"] = svc.get_keys()[0]
+    d["base_uri"] = svc.base_uri if d.get("port") else ""
+    d["signature"] = signature(svc) if d["state"] == "Healthy" else None
+    d["example"] = example_request(d["signature"], has_entry_script=bool(d["entry_script"]))
+    return d
+
+
+def signature(svc) -> dict | None:
+    """``{"inputs": [{name, dtype, shape}], "outputs": [...]}`` of the served model, or None
+    (an entry script, or a service that does not answer): from the service's ready file,
+    else from its TF Serving metadata endpoint."""
+    try:
+        info = json.loads((svc.folder / "ready.json").read_text(encoding="utf-8"))
+        if isinstance(info, dict) and "signature" in info and "error" not in info:
+            return info["signature"]
+    except (OSError, ValueError):
+        pass
+    try:
+        req = urllib.request.Request(f"{svc.base_uri}/v1/models/{svc.model_name}/metadata",
+                                     headers={"Authorization": f"Bearer {svc.get_keys()[0]}"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            meta = json.loads(resp.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+    return signature_from_metadata(meta)
+
+
+def signature_from_metadata(meta: dict) -> dict | None:
+    """TF Serving's ``/metadata`` answer -> ``{"inputs": [...], "outputs": [...]}``."""
+    try:
+        sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    except (KeyError, TypeError):
+        return None
+    names = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16", "DT_INT32": "int32",
+             "DT_INT64": "int64", "DT_INT8": "int8", "DT_INT16": "int16", "DT_UINT8": "uint8",
+             "DT_BOOL": "bool", "DT_STRING": "string"}
+
+    def specs(part: dict) -> list[dict]:
+        out = []
+        for name, info in (part or {}).items():
+            shape = info.get("tensor_shape") or {}
+            dims = None if shape.get("unknown_rank") else [int(d.get("size", -1)) for d in shape.get("dim", [])]
+            out.append({"name": name, "dtype": names.get(info.get("dtype"), "float32"), "shape": dims})
+        return out
+    return {"inputs": specs(sig.get("inputs")), "outputs": specs(sig.get("outputs"))}
+
+
+def pretty_json(value, width: int = 96, _indent: int = 0) -> str:
+    """JSON with a container on one line when it fits in ``width``, else one item per line:
+    an image's rows stay rows, a list of predictions one line per instance."""
+    s = json.dumps(value)
+    if len(s) + 2 * _indent <= width or not isinstance(value, (list, dict)) or not value:
+        return s
+    pad, end = "  " * (_indent + 1), "  " * _indent
+    if isinstance(value, list):
+        items = [pad + pretty_json(v, width, _indent + 1) for v in value]
+        return "[\n" + ",\n".join(items) + "\n" + end + "]"
+    items = [pad + json.dumps(k) + ": " + pretty_json(v, width, _indent + 1) for k, v in value.items()]
+    return "{\n" + ",\n".join(items) + "\n" + end + "}"
+
+
+def _zeros(shape: list[int], dtype: str, size: int):
+    if dtype == "string":
+        zero = ""
+    elif dtype == "bool":
+        zero = False
+    else:
+        zero = 0 if ("int" in dtype or size > 64) else 0.0  # a big input: 0 reads shorter than 0.0
+    value = zero
+    for d in reversed(shape):
+        value = [value] * max(1, d if d and d > 0 else 1)
+    return value
+
+
+def example_request(sig: dict | None, has_entry_script: bool = False) -> str:
+    """A request body that fits the signature: one instance of zeros (TF Serving's row format)."""
+    if has_entry_script and not sig:
+        return '{"data": [[0.0]]}'
+    inputs = (sig or {}).get("inputs") or []
+    if not inputs or any(s.get("shape") is None for s in inputs):
+        return '{"instances": [[0.0]]}'
+    size = 0
+    for s in inputs:
+        n = 1
+        for d in s["shape"][1:]:
+            n *= d if d and d > 0 else 1
+        size += n
+    if size > MAX_EXAMPLE_VALUES:
+        return '{"instances": []}'
+    if len(inputs) == 1:
+        s = inputs[0]
+        instance = _zeros(s["shape"][1:], s["dtype"], size)
+    else:
+        instance = {s["name"]: _zeros(s["shape"][1:], s["dtype"], size) for s in inputs}
+    return pretty_json({"instances": [instance]})
+
+
+def endpoint_stats(ws, state, name: str) -> dict:
+    """GET /v1/stats (not counted by the service): requests, errors, requests_per_s, latency_ms."""
+    from ...serving.webservice import Webservice
+    return Webservice(ws, name).stats() or {}
+
+
+def send_request(ws, state, name: str, body: str) -> dict:
+    """Sends ``body`` to the endpoint's :predict; ``{"answer", "ms"}``. Raises with the
+    service's own message on a 4xx/5xx answer."""
+    from ...serving.webservice import Webservice
+    svc = Webservice(ws, name)
+    t0 = time.perf_counter()
+    answer = svc.run(body)
+    ms = (time.perf_counter() - t0) * 1e3
+    return {"answer": answer, "ms": ms, "text": pretty_json(answer)}
+
+
+def endpoint_logs(ws, state, name: str, lines: int = LOG_LINES) -> str:
+    from ...serving.webservice import Webservice
+    return Webservice(ws, name).get_logs(lines)
+
+
+def rotate_key(ws, state, name: str) -> str:
+    from ...serving.webservice import Webservice
+    return Webservice(ws, name).regen_key()
+
+
+def stop_endpoint(ws, state, name: str) -> str:
+    from ...serving.webservice import Webservice
+    Webservice(ws, name).stop()
+    return name
+
+
+def start_endpoint(ws, state, name: str) -> dict:
+    from ...serving.webservice import Webservice
+    svc = Webservice(ws, name)
+    state.progress(0, 0, f"starting {name}")
+    st = svc.start()
+    return {"name": name, "state": st, "detail": svc.state_detail,
+            "log": svc.get_logs(60) if st != "Healthy" else ""}
+
+
+def delete_endpoint(ws, state, name: str) -> str:
+    from ...serving.webservice import Webservice
+    Webservice(ws, name).delete()
+    return name
+
+
+# ------------------------------------------------------------------------------ deploying
+
+def deploy_choices(ws, state=None) -> dict:
+    """What the Deploy dialog offers: models (name, versions, framework), Docker targets,
+    the endpoint names already taken."""
+    from ...core.compute import ComputeTarget
+    models: dict[str, list[dict]] = {}
+    for name, version, framework in ws.db.execute(
+            "SELECT name, version, framework FROM models ORDER BY name, version DESC").fetchall():
+        models.setdefault(name, []).append({"version": version, "framework": framework or ""})
+    targets = [{"name": t.name, "state": t.provisioning_state, "detail": t.state_detail}
+               for t in ComputeTarget.list(ws).values() if t.kind == "docker"]
+    taken = [r[0] for r in ws.db.execute("SELECT name FROM endpoints ORDER BY name")]
+    return {"models": models, "targets": targets, "endpoints": taken}
+
+
+def deploy_model(ws, state, form: dict) -> dict:
+    """Deploys ``form`` = {name, model, version, where ("local" or a docker target), port,
+    entry_script, overwrite} and waits until the service is Healthy or Failed.
+    Returns the endpoint's record plus its log when it did not become Healthy."""
+    from ...core.model import Model
+    from ...serving.webservice import InferenceConfig, LocalWebservice, Webservice, deploy
+    model = Model(ws, form["model"], version=int(form["version"]) if form.get("version") else None)
+    if form.get("where", "local") == "local":
+        config = LocalWebservice.deploy_configuration(port=int(form.get("port") or 0) or None)
+    else:
+        from ...serving.container import DockerWebservice
+        config = DockerWebservice.deploy_configuration(compute_target=form["where"],
+                                                       port=int(form.get("port") or 0) or None)
+    ic = None
+    if form.get("entry_script"):
+        p = Path(form["entry_script"]).expanduser()
+        ic = InferenceConfig(entry_script=p.name, source_directory=str(p.parent))
+    state.progress(0, 0, f"starting the service for {model.id}")
+    overwrite = bool(form.get("overwrite"))
+    existed = _row(ws, form["name"]) is not None
+    try:
+        svc = deploy(ws, form["name"], [model], inference_config=ic, deployment_config=config,
+                     overwrite=overwrite)
+    except Exception as exc:
+        # a launch that failed (e.g. no Docker engine) leaves a Failed endpoint: show it as such;
+        # a refusal (bad name, name taken, not a no-code model) created nothing: raise it
+        if _row(ws, form["name"]) is None or (existed and not overwrite):
+            raise
+        svc = Webservice(ws, form["name"])
+        out = _record(svc)
+        out["detail"] = out.get("detail") or str(exc)
+        out["log"] = svc.get_logs(200)
+        return out
+    out = _record(svc)
+    out["log"] = svc.get_logs(200) if out["state"] != "Healthy" else ""
+    return out
