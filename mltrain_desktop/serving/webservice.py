@@ -31,6 +31,41 @@ class WebserviceException(MLTrainError):
     pass
 
 
+def endpoint_name_problem(name) -> str | None:
+    """Why ``name`` cannot name an endpoint, or None when it can."""
+    if not isinstance(name, str) or not name:
+        return "Give the endpoint a name (e.g. tf-mnist-svc)."
+    if len(name) > 32:
+        return f"The name is {len(name)} characters long; an endpoint name has at most 32."
+    if not _NAME.match(name):
+        bad = sorted({c for c in name if not (c.islower() or c.isdigit() or c == "-") or not c.isascii()})
+        what = f" (not allowed: {' '.join(repr(c) for c in bad)})" if bad else ""
+        return f"Use lowercase letters, digits and '-' only, starting and ending with a letter or digit{what}."
+    return None
+
+
+_TF_DTYPES = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16", "DT_INT32": "int32",
+              "DT_INT64": "int64", "DT_INT8": "int8", "DT_INT16": "int16", "DT_UINT8": "uint8",
+              "DT_BOOL": "bool", "DT_STRING": "string"}
+
+
+def signature_from_metadata(meta: dict) -> dict | None:
+    """TF Serving's ``/metadata`` answer -> ``{"inputs": [...], "outputs": [...]}``."""
+    try:
+        sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    except (KeyError, TypeError):
+        return None
+
+    def specs(part: dict) -> list[dict]:
+        out = []
+        for name, info in (part or {}).items():
+            shape = info.get("tensor_shape") or {}
+            dims = None if shape.get("unknown_rank") else [int(d.get("size", -1)) for d in shape.get("dim", [])]
+            out.append({"name": name, "dtype": _TF_DTYPES.get(info.get("dtype"), "float32"), "shape": dims})
+        return out
+    return {"inputs": specs(sig.get("inputs")), "outputs": specs(sig.get("outputs"))}
+
+
 class InferenceConfig:
     """A custom scoring script (``init()`` and ``run(raw_data)``), the seed's classic deployment."""
 
@@ -89,6 +124,9 @@ class Webservice:
         row = self._row()
         if row is None:
             return "Deleted"
+        if row["state"] == "Transitioning" and (self.folder / "ready.json").is_file():
+            self.wait_for_deployment(timeout_sec=0.5)  # the deploying client may be gone: settle it here
+            row = self._row()
         if row["state"] in ("Healthy", "Transitioning") and row["kind"] == "local" and \
                 not is_same_process_alive(row["pid"], row["pid_started"]):
             self._set(state="Unhealthy", state_detail="the service process is no longer running; "
@@ -160,6 +198,21 @@ class Webservice:
             raise WebserviceException(f"endpoint {self.name} answered {status}: "
                                       f"{(answer or {}).get('error', answer) if isinstance(answer, dict) else answer}")
         return answer
+
+    def signature(self) -> dict | None:
+        """``{"inputs": [{name, dtype, shape}], "outputs": [...]}`` of the served model, or None (an entry
+        script, or a service that does not answer): from the ready file, else from ``/metadata``."""
+        try:
+            info = json.loads((self.folder / "ready.json").read_text(encoding="utf-8"))
+            if isinstance(info, dict) and "signature" in info and "error" not in info:
+                return info["signature"]
+        except (OSError, ValueError):
+            pass
+        try:
+            status, meta = self._request(f"/v1/models/{self.model_name}/metadata", None, timeout=5)
+        except WebserviceException:
+            return None
+        return signature_from_metadata(meta) if status == 200 else None
 
     def stats(self) -> dict:
         status, answer = self._request("/v1/stats", None, timeout=5)
@@ -234,9 +287,13 @@ class Webservice:
 
     def as_dict(self) -> dict:
         row = self._row()
-        return {"name": self.name, "state": self.state, "detail": row["state_detail"], "kind": row["kind"],
+        state = self.state
+        row = self._row()
+        config = json.loads(row["config"])
+        return {"name": self.name, "state": state, "detail": row["state_detail"], "kind": row["kind"],
                 "models": json.loads(row["model_ids"]), "scoring_uri": self.scoring_uri if row["port"] else None,
-                "port": row["port"], "created": row["created"]}
+                "port": row["port"], "created": row["created"], "updated": row["updated"], "pid": row["pid"],
+                "compute_target": config.get("compute_target") or "", "entry_script": config.get("entry_script") or ""}
 
     @staticmethod
     def list(workspace) -> list["Webservice"]:
@@ -302,9 +359,9 @@ def deploy(workspace, name: str, models: list, inference_config: InferenceConfig
            deployment_config: dict | None = None, deployment_target=None, overwrite: bool = False,
            wait: bool = True) -> Webservice:
     from ..core.model import Model
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise UserErrorException(f"endpoint name {name!r} is not valid: use 1-32 lowercase letters, digits and '-', "
-                                 "starting and ending with a letter or digit")
+    problem = endpoint_name_problem(name)
+    if problem:
+        raise UserErrorException(f"endpoint name {name!r} is not valid: {problem}")
     models = list(models or [])
     if len(models) != 1 or not isinstance(models[0], Model):
         raise UserErrorException("deploy() takes a list with exactly one registered Model")

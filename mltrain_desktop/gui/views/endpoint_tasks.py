@@ -10,14 +10,11 @@ pure and cheap.
 from __future__ import annotations
 
 import json
-import re
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-# The core's rule for endpoint names (serving.webservice._NAME), for inline validation.
-ENDPOINT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
+from ...serving.webservice import signature_from_metadata  # noqa: F401 - the view and tests use it from here
+
 NO_CODE_FRAMEWORKS = ("TensorFlow", "Keras", "", None)
 MAX_EXAMPLE_VALUES = 50_000  # a bigger input (e.g. a 224x224x3 image) gets an empty example
 LOG_LINES = 5000
@@ -25,41 +22,24 @@ LOG_LINES = 5000
 
 def check_endpoint_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str | None:
     """Why ``name`` cannot be an endpoint's name, or None if it can."""
-    if not name:
-        return "Give the endpoint a name (e.g. tf-mnist-svc)."
-    if len(name) > 32:
-        return f"The name is {len(name)} characters long; an endpoint name has at most 32."
-    if not ENDPOINT_NAME.match(name):
-        bad = sorted({c for c in name if not (c.islower() or c.isdigit() or c == "-") or not c.isascii()})
-        what = f" (not allowed: {' '.join(repr(c) for c in bad)})" if bad else ""
-        return ("Use lowercase letters, digits and '-' only, starting and ending with a letter or digit"
-                f"{what}.")
-    if name in taken:
-        return f"An endpoint named {name!r} already exists: choose another name, or delete it first."
-    return None
+    from ...serving.webservice import endpoint_name_problem
+    problem = endpoint_name_problem(name)
+    if problem is None and name in taken:
+        problem = f"An endpoint named {name!r} already exists: choose another name, or delete it first."
+    return problem
 
 
 # ------------------------------------------------------------------------------ reading
 
-def _row(ws, name: str) -> dict | None:
-    cur = ws.db.execute("SELECT name, kind, config, pid, pid_started, updated FROM endpoints WHERE name=?", [name])
-    row = cur.fetchone()
-    return dict(zip([c[0] for c in cur.description], row)) if row else None
+def _row(ws, name: str) -> tuple | None:
+    """The endpoint's row if it exists (whatever its state)."""
+    return ws.db.execute("SELECT name FROM endpoints WHERE name=?", [name]).fetchone()
 
 
 def _record(svc) -> dict:
     d = svc.as_dict()
-    raw = _row(svc.workspace, svc.name) or {}
-    try:
-        config = json.loads(raw.get("config") or "{}")
-    except ValueError:
-        config = {}
     d["model"] = d["models"][0] if d.get("models") else ""
     d["url"] = d.get("scoring_uri") or ""
-    d["compute_target"] = config.get("compute_target") or ""
-    d["entry_script"] = config.get("entry_script") or ""
-    d["pid"] = raw.get("pid")
-    d["updated"] = raw.get("updated")
     return d
 
 
@@ -82,49 +62,9 @@ def endpoint_detail(ws, state, name: str) -> dict:
     d = _record(svc)
     d["key"] = svc.get_keys()[0]
     d["base_uri"] = svc.base_uri if d.get("port") else ""
-    d["signature"] = signature(svc) if d["state"] == "Healthy" else None
+    d["signature"] = svc.signature() if d["state"] == "Healthy" else None
     d["example"] = example_request(d["signature"], has_entry_script=bool(d["entry_script"]))
     return d
-
-
-def signature(svc) -> dict | None:
-    """``{"inputs": [{name, dtype, shape}], "outputs": [...]}`` of the served model, or None
-    (an entry script, or a service that does not answer): from the service's ready file,
-    else from its TF Serving metadata endpoint."""
-    try:
-        info = json.loads((svc.folder / "ready.json").read_text(encoding="utf-8"))
-        if isinstance(info, dict) and "signature" in info and "error" not in info:
-            return info["signature"]
-    except (OSError, ValueError):
-        pass
-    try:
-        req = urllib.request.Request(f"{svc.base_uri}/v1/models/{svc.model_name}/metadata",
-                                     headers={"Authorization": f"Bearer {svc.get_keys()[0]}"})
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            meta = json.loads(resp.read())
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
-    return signature_from_metadata(meta)
-
-
-def signature_from_metadata(meta: dict) -> dict | None:
-    """TF Serving's ``/metadata`` answer -> ``{"inputs": [...], "outputs": [...]}``."""
-    try:
-        sig = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
-    except (KeyError, TypeError):
-        return None
-    names = {"DT_FLOAT": "float32", "DT_DOUBLE": "float64", "DT_HALF": "float16", "DT_INT32": "int32",
-             "DT_INT64": "int64", "DT_INT8": "int8", "DT_INT16": "int16", "DT_UINT8": "uint8",
-             "DT_BOOL": "bool", "DT_STRING": "string"}
-
-    def specs(part: dict) -> list[dict]:
-        out = []
-        for name, info in (part or {}).items():
-            shape = info.get("tensor_shape") or {}
-            dims = None if shape.get("unknown_rank") else [int(d.get("size", -1)) for d in shape.get("dim", [])]
-            out.append({"name": name, "dtype": names.get(info.get("dtype"), "float32"), "shape": dims})
-        return out
-    return {"inputs": specs(sig.get("inputs")), "outputs": specs(sig.get("outputs"))}
 
 
 def pretty_json(value, width: int = 96, _indent: int = 0) -> str:
