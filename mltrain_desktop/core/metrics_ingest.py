@@ -27,17 +27,72 @@ def series_id(conn: sqlite3.Connection, cache: dict, run_id: str, name: str, ran
 
 def _parse(chunk: bytes) -> list:
     text = chunk.decode("utf-8", errors="replace")
-    lines = [l for l in text.split("\n") if l.strip()]
     try:
-        return json.loads("[" + ",".join(lines) + "]")
+        return json.loads("[" + text.rstrip("\n").replace("\n", ",") + "]")
     except ValueError:
         out = []
-        for line in lines:
+        for line in text.split("\n"):
+            if not line.strip():
+                continue
             try:
                 out.append(json.loads(line))
             except ValueError:
                 continue  # a damaged record is skipped, never fatal
         return out
+
+
+def _fast_metrics(conn, run_id: str, records: list, default_rank: int) -> tuple[list, list] | None:
+    """The common case in one pass of comprehensions: metric records with float values.
+
+    Returns (metric rows, the records left for the general path), or None when a record lacks
+    a field the fast path reads (then the general path takes the whole batch).
+    """
+    try:
+        keys = {(r["n"], r.get("rank", default_rank)) for r in records if r.get("k") == "m"}
+        cache: dict = {}
+        sids = {key: series_id(conn, cache, run_id, str(key[0]), int(key[1])) for key in keys}
+        fast = [(sids[(r["n"], r.get("rank", default_rank))], r["s"], r["v"], None, r["t"])
+                for r in records if r.get("k") == "m" and type(r.get("v")) is float and type(r.get("s")) is int]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    rest = [r for r in records if not (r.get("k") == "m" and type(r.get("v")) is float and type(r.get("s")) is int)]
+    return fast, rest
+
+
+def _records_to_rows(conn, run_id: str, records: list, default_rank: int) -> tuple[list, list, dict]:
+    """(metric rows, table rows, tags) from parsed records; damaged records are skipped."""
+    now = time.time()
+    metrics: list = []
+    fast = _fast_metrics(conn, run_id, records, default_rank) if all(type(r) is dict for r in records) else None
+    if fast is not None:
+        metrics, records = fast
+    cache: dict = {}
+    rows, tags = [], {}
+    for rec in records:
+        try:
+            kind = rec.get("k", "m")
+            rank = rec.get("rank", default_rank)
+            if kind == "m":
+                v = rec["v"]
+                tv = type(v)
+                if tv is float or tv is int:
+                    value, text = v, None
+                elif tv is str:
+                    value, text = None, v
+                elif tv is bool:
+                    value, text = float(v), None
+                else:
+                    value, text = None, json.dumps(v)
+                sid = series_id(conn, cache, run_id, str(rec["n"]), int(rank))
+                metrics.append((sid, int(rec.get("s", 0)), value, text, rec.get("t", now)))
+            elif kind == "r":
+                rows.append((run_id, str(rec["n"]), int(rec.get("s", 0)), json.dumps(rec["v"]),
+                             float(rec.get("t", now)), int(rank)))
+            elif kind == "t":
+                tags[str(rec["n"])] = str(rec.get("v", ""))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            continue
+    return metrics, rows, tags
 
 
 def ingest_file(conn: sqlite3.Connection, run_id: str, path: Path, default_rank: int = 0) -> int:
@@ -65,33 +120,7 @@ def ingest_file(conn: sqlite3.Connection, run_id: str, path: Path, default_rank:
         records = _parse(chunk)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            cache: dict = {}
-            metrics, rows, tags = [], [], {}
-            now = time.time()
-            for rec in records:
-                try:
-                    kind = rec.get("k", "m")
-                    rank = rec.get("rank", default_rank)
-                    if kind == "m":
-                        v = rec["v"]
-                        tv = type(v)
-                        if tv is float or tv is int:
-                            value, text = v, None
-                        elif tv is str:
-                            value, text = None, v
-                        elif tv is bool:
-                            value, text = float(v), None
-                        else:
-                            value, text = None, json.dumps(v)
-                        sid = cache.get((run_id, rec["n"], rank)) or series_id(conn, cache, run_id, str(rec["n"]), int(rank))
-                        metrics.append((sid, int(rec.get("s", 0)), value, text, rec.get("t", now)))
-                    elif kind == "r":
-                        rows.append((run_id, str(rec["n"]), int(rec.get("s", 0)), json.dumps(rec["v"]),
-                                     float(rec.get("t", now)), int(rank)))
-                    elif kind == "t":
-                        tags[str(rec["n"])] = str(rec.get("v", ""))
-                except (KeyError, TypeError, ValueError, AttributeError):
-                    continue
+            metrics, rows, tags = _records_to_rows(conn, run_id, records, default_rank)
             if metrics:
                 conn.executemany("INSERT INTO metrics (series_id, step, value, text, wall) VALUES (?,?,?,?,?)",
                                  metrics)

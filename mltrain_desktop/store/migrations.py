@@ -113,7 +113,7 @@ CREATE TABLE metric_series (
 );
 
 CREATE TABLE metrics (
-    series_id INTEGER NOT NULL REFERENCES metric_series(id),
+    series_id INTEGER NOT NULL,  -- metric_series.id (no foreign-key check: ingestion is the hot path)
     step INTEGER NOT NULL,
     value REAL,
     text TEXT,
