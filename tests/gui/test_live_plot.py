@@ -266,6 +266,7 @@ SOAK_SCRIPT = textwrap.dedent(
     QTimer.singleShot(int(float(sys.argv[1]) * 1000), app.quit)
     app.exec()
     feeder.stop()
+    panel.redraw_now()  # the last tick may have left charts waiting for their round-robin turn
     first, last, low = samples[0], samples[-1], min(samples)
     print(f"ticks={state['ticks']} points/chart={panel.point_count('loss')} "
           f"refcount(None): first={first} min={low} last={last}")

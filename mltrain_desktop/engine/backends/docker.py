@@ -679,13 +679,11 @@ def clean_orphans(workspace_dir, live_run_ids, config: dict | None = None, api=N
     return removed
 
 
-def clean_orphans_for_targets(workspace_dir, target_configs: list[dict], live_run_ids,
-                              timeout: float = 3.0) -> list[str]:
-    """clean_orphans on each distinct engine of the workspace's docker targets; never raises.
+def for_each_engine(target_configs: list[dict], clean, timeout: float = 3.0) -> list[str]:
+    """Calls ``clean(api)`` once per distinct engine of ``target_configs``; never raises.
 
-    Meant for workspace start-up, after unfinished runs were settled (reattached or failed):
-    ``live_run_ids`` are the runs still Queued/Preparing/Running/Finalizing. An engine that does
-    not answer within ``timeout`` seconds is skipped.
+    An engine that does not answer within ``timeout`` seconds is skipped; what ``clean`` returns
+    (names of what it removed) is gathered.
     """
     from ...core.compute_docker import DockerEngineError, api_client, engine_url
     removed, seen = [], set()
@@ -699,12 +697,22 @@ def clean_orphans_for_targets(workspace_dir, target_configs: list[dict], live_ru
         except DockerEngineError:
             continue
         try:
-            removed += clean_orphans(workspace_dir, live_run_ids, api=api)
+            removed += clean(api)
         except Exception:  # noqa: BLE001 - start-up must not fail over a cleanup
             pass
         finally:
             api.close()
     return removed
+
+
+def clean_orphans_for_targets(workspace_dir, target_configs: list[dict], live_run_ids,
+                              timeout: float = 3.0) -> list[str]:
+    """clean_orphans on each distinct engine of the workspace's docker targets; never raises.
+
+    Meant for workspace start-up, after unfinished runs were settled (reattached or failed):
+    ``live_run_ids`` are the runs still Queued/Preparing/Running/Finalizing.
+    """
+    return for_each_engine(target_configs, lambda api: clean_orphans(workspace_dir, live_run_ids, api=api), timeout)
 
 
 __all__ = ["DockerBackend", "clean_orphans_for_targets", "DockerJobHandle", "container_run_kwargs", "gpu_device_requests", "gpu_pinning",

@@ -801,22 +801,9 @@ def clean_orphan_networks(workspace_dir, live_run_ids, config: dict | None = Non
 def clean_orphan_networks_for_targets(workspace_dir, target_configs: list[dict], live_run_ids,
                                       timeout: float = 3.0) -> list[str]:
     """clean_orphan_networks on each distinct engine of the workspace's docker targets; never raises."""
-    from ...core.compute_docker import DockerEngineError, api_client, engine_url
-    removed, seen = [], set()
-    for cfg in target_configs:
-        url = engine_url(cfg or {})
-        if url in seen:
-            continue
-        seen.add(url)
-        try:
-            api = api_client(cfg or {}, timeout=timeout)
-        except DockerEngineError:
-            continue
-        try:
-            removed += clean_orphan_networks(workspace_dir, live_run_ids, api=api)
-        finally:
-            api.close()
-    return removed
+    from .docker import for_each_engine
+    return for_each_engine(target_configs,
+                           lambda api: clean_orphan_networks(workspace_dir, live_run_ids, api=api), timeout)
 
 
 __all__ = ["DockerMpiBackend", "DockerParameterServerBackend", "DockerClusterHandle", "cluster_spec",
