@@ -258,13 +258,17 @@ def api_client(config: dict | None = None, timeout: float = 60):
         raise DockerEngineError(explain_engine_error(exc, url)) from exc
 
 
-def docker_client(config: dict | None = None, timeout: float = 60):
-    """The high-level ``docker.DockerClient`` over :func:`api_client`."""
+def client_over(api):
+    """A high-level ``docker.DockerClient`` sharing an existing low-level ``APIClient``."""
     import docker
-    api = api_client(config, timeout)
     client = docker.DockerClient.__new__(docker.DockerClient)
     client.api = api
     return client
+
+
+def docker_client(config: dict | None = None, timeout: float = 60):
+    """The high-level ``docker.DockerClient`` over :func:`api_client`."""
+    return client_over(api_client(config, timeout))
 
 
 # -- probing -------------------------------------------------------------------------------------

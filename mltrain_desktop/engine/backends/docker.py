@@ -545,6 +545,22 @@ class DockerBackend(Backend):
         return {"hash": env.env_hash[:16], "kind": "docker", "spec": json.dumps(env.spec.to_dict(), sort_keys=True),
                 "location": env.tag, "state": "Ready", "image_id": env.image_id, "cached": env.cached}
 
+    def _create(self, client, kwargs: dict):
+        """Creates a container, turning the engine's errors into PrepareErrors that say what to do."""
+        import docker
+        try:
+            return client.containers.create(**kwargs)
+        except docker.errors.ImageNotFound as exc:
+            raise PrepareError(f"the image {self.image!r} is not on the Docker engine: {exc.explanation}") from exc
+        except docker.errors.APIError as exc:
+            msg = str(exc.explanation or exc)
+            if "bind source path does not exist" in msg:
+                raise PrepareError(
+                    f"the Docker engine at {self._engine()} cannot see this run's folders ({msg}). A remote "
+                    "engine needs the workspace on a file system it shares at the same path; use a local "
+                    "engine or share the workspace folder.") from exc
+            raise PrepareError(f"creating the container {kwargs.get('name', '')} failed: {msg}") from exc
+
     def _remove_stale(self, name: str, ctx: JobContext) -> None:
         """A container with this run's name left by an earlier launch attempt of the same run."""
         import docker
@@ -579,20 +595,8 @@ class DockerBackend(Backend):
         if gpus:
             tags["docker.gpus"] = gpus
         self._record_tags(ctx, tags)
-        client = docker.DockerClient.__new__(docker.DockerClient)
-        client.api = api
-        try:
-            container = client.containers.create(**kwargs)
-        except docker.errors.ImageNotFound as exc:
-            raise PrepareError(f"the image {self.image!r} is not on the Docker engine: {exc.explanation}") from exc
-        except docker.errors.APIError as exc:
-            msg = str(exc.explanation or exc)
-            if "bind source path does not exist" in msg:
-                raise PrepareError(
-                    f"the Docker engine at {self._engine()} cannot see this run's folders ({msg}). A remote "
-                    "engine needs the workspace on a file system it shares at the same path; use a local "
-                    "engine or share the workspace folder.") from exc
-            raise PrepareError(f"creating the container failed: {msg}") from exc
+        from ...core.compute_docker import client_over
+        container = self._create(client_over(api), kwargs)
         try:
             container.start()
         except docker.errors.APIError as exc:

@@ -194,7 +194,7 @@ class _DockerClusterBackend(DockerBackend):
     # -- launch ----------------------------------------------------------------------------------
     def launch(self, ctx: JobContext) -> JobHandle:
         import docker
-        from ...core.compute_docker import is_local_engine
+        from ...core.compute_docker import client_over, is_local_engine
         if self.image is None:
             self.prepare(ctx)
             if self.image is None:
@@ -224,8 +224,7 @@ class _DockerClusterBackend(DockerBackend):
                  "port": TASK_PORT, "token": token, "image": self.image, "engine": self._engine(),
                  "gpus": specs[0]["environment"].get("MLTRAIN_GPUS"), "local_engine": is_local_engine(self.config),
                  "startup_timeout_s": startup_timeout(self.config), "logs_dir": str(ctx.logs_dir)}
-        client = docker.DockerClient.__new__(docker.DockerClient)
-        client.api = api
+        client = client_over(api)
         try:
             for tag, kwargs in zip(tags, specs):
                 container = self._create(client, kwargs)
@@ -241,21 +240,6 @@ class _DockerClusterBackend(DockerBackend):
         ctx.log(f"[mltrain] containers started from {self.image} as user {specs[0]['user']}: "
                 + ", ".join(f"{t['container_name']} ({t['container_id'][:12]})" for t in state["tasks"]))
         return DockerClusterHandle(api, state, ctx)
-
-    def _create(self, client, kwargs: dict):
-        import docker
-        try:
-            return client.containers.create(**kwargs)
-        except docker.errors.ImageNotFound as exc:
-            raise PrepareError(f"the image {self.image!r} is not on the Docker engine: {exc.explanation}") from exc
-        except docker.errors.APIError as exc:
-            msg = str(exc.explanation or exc)
-            if "bind source path does not exist" in msg:
-                raise PrepareError(
-                    f"the Docker engine at {self._engine()} cannot see this run's folders ({msg}). A remote "
-                    "engine needs the workspace on a file system it shares at the same path; use a local "
-                    "engine or share the workspace folder.") from exc
-            raise PrepareError(f"creating the container {kwargs['name']} failed: {msg}") from exc
 
     def _start(self, api, container_id: str, name: str) -> None:
         import docker

@@ -55,3 +55,16 @@ def parse_args(description: str, batch_help: str, argv=None) -> argparse.Namespa
     if min(args.batch_size, args.n_hidden_1, args.n_hidden_2, args.epochs) < 1 or args.learning_rate <= 0:
         p.error("sizes and epochs must be at least 1, the learning rate positive")
     return args
+
+
+def evaluate_and_save(model, x_test, y_test, run) -> float:
+    """Logs the test accuracy and saves the model to ./outputs/model/model.keras (chief/rank 0 only)."""
+    logits = model(x_test, training=False)
+    accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
+    run.log("final_test_accuracy", accuracy)
+    say(f"test accuracy {accuracy:.4f}")
+    model_dir = os.path.join(os.environ.get("MLTRAIN_OUTPUTS_DIR") or "outputs", "model")
+    os.makedirs(model_dir, exist_ok=True)
+    model.save(os.path.join(model_dir, "model.keras"))
+    say("saved", os.path.join(model_dir, "model.keras"))
+    return accuracy

@@ -131,14 +131,7 @@ def main(argv=None) -> int:
     say(f"weights sha256 {digest} sum {checksum!r}")
 
     if rank == 0:
-        logits = model(x_test, training=False)  # a plain call: no collective op, rank 0 alone
-        accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
-        run.log("final_test_accuracy", accuracy)
-        say(f"test accuracy {accuracy:.4f}")
-        model_dir = os.path.join(os.environ.get("MLTRAIN_OUTPUTS_DIR") or "outputs", "model")
-        os.makedirs(model_dir, exist_ok=True)
-        model.save(os.path.join(model_dir, "model.keras"))
-        say("saved", os.path.join(model_dir, "model.keras"))
+        mnist_common.evaluate_and_save(model, x_test, y_test, run)  # a plain call: no collective op
     say(f"done in {time.time() - t0:.1f}s")
     return 0
 

@@ -143,14 +143,7 @@ def main(argv=None) -> int:
         run.log("epoch_loss", float(np.mean(losses)), step=epoch)
         say(f"epoch {epoch + 1}/{args.epochs}: loss {np.mean(losses):.4f} ({time.time() - t_epoch:.1f}s)")
 
-    logits = model(x_test, training=False)  # reads the variables from the ps tasks
-    accuracy = float(np.mean(np.argmax(logits, axis=1) == y_test))
-    run.log("final_test_accuracy", accuracy)
-    say(f"test accuracy {accuracy:.4f}")
-    model_dir = os.path.join(os.environ.get("MLTRAIN_OUTPUTS_DIR") or "outputs", "model")
-    os.makedirs(model_dir, exist_ok=True)
-    model.save(os.path.join(model_dir, "model.keras"))
-    say("saved", os.path.join(model_dir, "model.keras"))
+    mnist_common.evaluate_and_save(model, x_test, y_test, run)  # the model call reads the ps variables
     say(f"done in {time.time() - t0:.1f}s")
     return 0
 
