@@ -13,9 +13,7 @@ import os
 import shutil
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -76,6 +74,8 @@ def _expand_sources(paths: Iterable[str]) -> list[tuple[str, str]]:
 
 
 def _download(url: str, store: BlobStore, tmp_dir: Path, progress: Progress | None) -> tuple[str, int]:
+    import urllib.error
+    import urllib.request  # loads http.client, ssl and email: only when a URL is downloaded
     tmp_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="download-")
     h = hashlib.sha256()

@@ -6,8 +6,6 @@ import os
 import time
 from pathlib import Path
 
-import platformdirs
-
 from ..store.db import StoreError, connect
 from .errors import WorkspaceError
 
@@ -18,6 +16,7 @@ APP_NAME = "mltrain-desktop"
 
 
 def default_workspace_dir() -> Path:
+    import platformdirs
     override = os.environ.get("MLTRAIN_HOME")
     base = Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
     return base / "workspaces" / "default"

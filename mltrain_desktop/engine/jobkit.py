@@ -3,14 +3,16 @@
 Jobs run in environments where the app is not installed (a virtual environment, a container),
 so the engine copies the pure-Python package once per version into the workspace and points
 ``PYTHONPATH`` at it; ``from mltrain_desktop.core import Run`` then needs only the standard library.
+A kit is named after the sources' names, sizes and modification times, so finding the current
+one reads no file (it runs before every job starts).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import mltrain_desktop
@@ -39,14 +41,20 @@ def _sources() -> list[Path]:
     return out
 
 
+def _fingerprint(files: list[Path]) -> str:
+    """16 hex digits from each source's path, size and modification time."""
+    listing = []
+    for f in files:
+        st = f.stat()
+        listing.append(f"{f.relative_to(PACKAGE_DIR).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}")
+    data = "\n".join(listing).encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+
+
 def jobkit_dir(workspace_dir: Path) -> Path:
     """Returns a folder holding ``mltrain_desktop/`` (the current source), creating it if needed."""
     files = _sources()
-    h = hashlib.sha256()
-    for f in files:
-        h.update(str(f.relative_to(PACKAGE_DIR)).encode())
-        h.update(f.read_bytes())
-    dest = Path(workspace_dir) / "jobkit" / h.hexdigest()[:16]
+    dest = Path(workspace_dir) / "jobkit" / _fingerprint(files)
     if (dest / "mltrain_desktop" / "run.py").is_file():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +65,12 @@ def jobkit_dir(workspace_dir: Path) -> Path:
         shutil.copyfile(f, target)
     try:
         os.replace(tmp, dest)
-    except OSError:
+    except OSError:  # another process made it meanwhile, or an incomplete copy is in the way
+        if not (dest / "mltrain_desktop" / "run.py").is_file():
+            shutil.rmtree(dest, ignore_errors=True)
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                pass
         shutil.rmtree(tmp, ignore_errors=True)
     return dest

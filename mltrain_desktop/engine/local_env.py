@@ -7,11 +7,11 @@ TensorFlow from the base is visible and only the extra packages are installed.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -20,6 +20,7 @@ from .backends.base import PrepareError
 
 
 def env_hash(python: str, pip_packages: list[str]) -> str:
+    import hashlib
     spec = {"python": os.path.realpath(python), "pip": sorted(pip_packages)}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -35,6 +36,8 @@ def _site_packages(python: str) -> list[str]:
 def resolve_interpreter(workspace_dir: Path, db_conn, python: str | None, pip_packages: list[str],
                         log: Callable[[str], None], cancelled: Callable[[], bool] = lambda: False) -> tuple[str, str | None]:
     """Returns (interpreter path, environment hash or None for the bare interpreter)."""
+    if not python and not getattr(sys, "frozen", False):
+        python = sys.executable  # from source, jobs run on the app's own interpreter
     if not python:
         from .interpreters import NoTensorFlowInterpreter, default_python
         try:

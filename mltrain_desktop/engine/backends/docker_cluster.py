@@ -32,7 +32,6 @@ container's ``/proc/<pid>/net/tcp`` (is the task's gRPC server listening yet?).
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import re
@@ -138,7 +137,7 @@ def task_container_kwargs(ctx: JobContext, image: str, task_type: str | None, in
     env[rl.ENV_TOKEN] = token
     if world_size is not None:
         env["MLTRAIN_WORLD_SIZE"] = str(world_size)
-    kwargs = container_run_kwargs(dataclasses.replace(ctx, environment_variables=env), image,
+    kwargs = container_run_kwargs(ctx.replace(environment_variables=env), image,
                                   uid=uid, gid=gid, config=config)
     logs_rel = PurePosixPath(Path(ctx.logs_dir).relative_to(ctx.run_dir).as_posix())
     who = ["--rank", str(index)] if task_type is None else ["--task-type", task_type, "--task-index", str(index)]

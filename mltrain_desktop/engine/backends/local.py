@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 
-import psutil
-
 from ..process import is_same_process_alive, process_identity, start_process, stop_tree
 from .base import Backend, JobContext, JobHandle, PrepareError
 
@@ -79,6 +77,7 @@ class LocalBackend(Backend):
 
 
 def job_pids_alive(state: dict) -> bool:
+    import psutil
     try:
         return is_same_process_alive(state.get("pid"), state.get("create_time"))
     except psutil.Error:

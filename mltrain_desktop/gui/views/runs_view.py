@@ -1,8 +1,6 @@
 """Runs: experiments and their runs, with filter and sort; open, cancel, re-submit, compare."""
 from __future__ import annotations
 
-import shutil
-
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
@@ -42,31 +40,11 @@ def run_form(ws, state, run_id: str) -> dict:
 
 
 def delete_runs(ws, state, run_ids: list[str]) -> int:
-    """Removes finished runs: rows, metrics and folder. (The core has no Run.delete yet.)"""
-    from ...core.errors import RunError
+    """Removes finished runs (``Run.delete``: rows, metrics and folder); returns how many."""
     from ...core.runs import Run
-    n = 0
     for rid in run_ids:
-        run = Run.get(ws, rid)
-        if not run.is_terminal():
-            raise RunError(f"run {rid} is {run.get_status()}; cancel it before deleting it")
-        if ws.db.execute("SELECT 1 FROM models WHERE run_id=?", [rid]).fetchone():
-            raise RunError(f"run {rid} has registered models; their lineage needs it, so it is kept")
-        tables = {r[0] for r in ws.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        with ws.transaction() as conn:
-            if "metric_series" in tables:
-                conn.execute("DELETE FROM metrics WHERE series_id IN (SELECT id FROM metric_series WHERE run_id=?)",
-                             [rid])
-                conn.execute("DELETE FROM metric_series WHERE run_id=?", [rid])
-            else:
-                conn.execute("DELETE FROM metrics WHERE run_id=?", [rid])
-            for table in ("metric_rows", "ingest_offsets", "run_inputs", "run_events"):
-                if table in tables:
-                    conn.execute(f"DELETE FROM {table} WHERE run_id=?", [rid])
-            conn.execute("DELETE FROM runs WHERE id=?", [rid])
-        shutil.rmtree(run.run_dir, ignore_errors=True)
-        n += 1
-    return n
+        Run.get(ws, rid).delete()
+    return len(run_ids)
 
 
 class RunsView(BaseView):
