@@ -22,6 +22,9 @@ ENV_RANK = "MLTRAIN_RANK"
 ENV_EXPERIMENT = "MLTRAIN_EXPERIMENT"
 ENV_OUTPUTS = "MLTRAIN_OUTPUTS_DIR"
 
+# Built once: json.dumps with options builds a new encoder on every call (~1 us of each log).
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
 
 def _clean_value(value):
     """Returns a JSON-safe metric value: numbers stay numbers, NaN/inf become strings."""
@@ -61,7 +64,7 @@ class _MetricsWriter:
         self._fh = open(path, "a", encoding="utf-8", buffering=1 << 16)
 
     def write(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
+        line = _encode(record) + "\n"
         with self._lock:
             self._fh.write(line)
             self._fh.flush()
