@@ -154,3 +154,30 @@ def test_any_float_stream_is_stored_in_order_whatever_the_piece_size(tmp_path_fa
     got = conn.execute("SELECT s.name, s.rank, m.value FROM metrics m JOIN metric_series s ON s.id = m.series_id "
                        "ORDER BY m.rowid").fetchall()
     assert got == [(n, rank, float(v)) for n, rank, v in points]
+
+
+def test_the_garbage_collector_is_left_as_it_was(tmp_path):
+    import gc
+    import sqlite3
+    f = tmp_path / "m.jsonl"
+    f.write_text('{"k":"m","n":"a","s":0,"v":0.5,"t":1}\n')
+    conn = _db(tmp_path)
+    assert gc.isenabled()
+    assert ingest_file(conn, "r", f) == 1
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        f.write_text(f.read_text() * 2)
+        assert ingest_file(conn, "r", f) == 1
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    conn.close()
+    f.write_text(f.read_text() * 2)
+    try:
+        ingest_file(conn, "r", f)
+    except sqlite3.ProgrammingError:
+        pass
+    else:
+        raise AssertionError("a closed connection must raise")
+    assert gc.isenabled()
