@@ -157,6 +157,50 @@ def test_a_killed_supervisor_is_replaced_and_the_log_continues_without_duplicate
     assert steps == list(range(40))
 
 
+def test_a_broken_log_stream_is_read_again_at_the_end_each_line_once(docker_api, tmp_path):
+    """When the follow stream broke, the handle reads the stopped container's log again at the
+    end and writes what came after its cursor; stdout and stderr lines all arrive, once."""
+    ctx = make_ctx(tmp_path, """
+        import sys
+        for i in range(30):
+            print(f"line {i}", flush=True)
+            print(f"err {i}", file=sys.stderr, flush=True)
+        """)
+    backend = DockerBackend(ctx.target)
+    backend.prepare(ctx)
+    handle = backend.launch(ctx)
+    docker_api.wait(handle.container_id, timeout=60)
+    handle.pump.join(timeout=15)
+    log = ctx.logs_dir / "driver.log"
+    ours = [l for l in log.read_text().splitlines() if l.startswith("[mltrain]")]
+    engine_order = docker_api.logs(handle.container_id).decode().splitlines()
+    assert sorted(engine_order) == sorted([f"line {i}" for i in range(30)] + [f"err {i}" for i in range(30)])
+    # As if the stream had broken after 25 frames: driver.log and the cursor stop there.
+    log.write_text("\n".join(ours + engine_order[:25]) + "\n")
+    handle.cursor.written = 25
+    handle.pump.complete = False
+    assert handle.poll() == 0
+    assert [l for l in log.read_text().splitlines() if not l.startswith("[mltrain]")] == engine_order
+    assert handle.poll() == 0
+
+
+def test_stdout_and_stderr_lines_all_reach_the_log(docker_api, tmp_path):
+    """The engine's times are not in its log's order across the two streams: none is dropped."""
+    ctx = make_ctx(tmp_path, """
+        import sys
+        for i in range(200):
+            print(f"out {i}", flush=True)
+            print(f"err {i}", file=sys.stderr, flush=True)
+        """)
+    backend = DockerBackend(ctx.target)
+    backend.prepare(ctx)
+    handle = backend.launch(ctx)
+    assert wait_rc(handle) == 0
+    lines = [l for l in (ctx.logs_dir / "driver.log").read_text().splitlines() if not l.startswith("[mltrain]")]
+    assert sorted(lines) == sorted([f"out {i}" for i in range(200)] + [f"err {i}" for i in range(200)])
+    assert [l for l in lines if l.startswith("out")] == [f"out {i}" for i in range(200)]
+
+
 def test_reattach_to_a_container_removed_by_hand(docker_api, tmp_path):
     ctx = make_ctx(tmp_path, "import time; time.sleep(60)")
     backend = DockerBackend(ctx.target)

@@ -229,16 +229,39 @@ def test_parse_log_timestamp():
 def test_log_cursor_resumes_without_duplicates(tmp_path):
     path = tmp_path / "cursor"
     c = LogCursor(path)
-    assert c.since() is None
-    written = [ts for ts in (10, 20, 20, 30) if c.accept(ts * 1000)]
-    assert written == [10, 20, 20, 30]
-    c.accept(30_000)  # a second line at 30 µs
+    c.new_stream()
+    # Times are not in the log's order (stdout and stderr have their own copiers): every frame
+    # of a stream is written, whatever its time.
+    stream = [10, 20, 20, 15, 30]
+    assert [ts for ts in stream if c.accept(ts * 1000)] == stream
     c.save()
     again = LogCursor(path)
-    assert again.since() == pytest.approx(29e-6)  # a microsecond before, since is inclusive
-    # the engine sends from 'since': the already written lines are skipped, new ones kept
-    replay = [20, 30, 30, 30, 40]
-    assert [ts for ts in replay if again.accept(ts * 1000)] == [30, 40]
+    assert again.written == 5
+    again.new_stream()  # a resumed stream starts at the log's first frame: the 5 written are skipped
+    assert [ts for ts in stream + [12, 40] if again.accept(ts * 1000)] == [12, 40]
+    again.save()
+    assert LogCursor(path).written == 7
+    assert path.read_text() == "n 00000000000000000007\n"
+
+
+def test_log_cursor_saved_by_the_first_version_resumes_after_its_time(tmp_path):
+    path = tmp_path / "cursor"
+    path.write_text("00000000000000030000 000000001\n")  # 0.1.0: the last time written and a count
+    c = LogCursor(path)
+    c.new_stream()
+    assert [ts for ts in [10, 20, 30, 40, 35] if c.accept(ts * 1000)] == [40, 35]
+    assert c.written == 5
+    c.save()
+    assert LogCursor(path).written == 5
+
+
+def test_log_cursor_ignores_a_damaged_file(tmp_path):
+    for text in ("", "garbage", "n", "n x"):
+        path = tmp_path / "cursor"
+        path.write_text(text)
+        c = LogCursor(path)
+        c.new_stream()
+        assert c.written == 0 and c.accept(1) and c.written == 1
 
 
 # -- environment images ---------------------------------------------------------------------------

@@ -207,55 +207,55 @@ def parse_log_timestamp(frame: bytes) -> tuple[int | None, bytes]:
 
 
 class LogCursor:
-    """The last log timestamp written to driver.log and how many lines carried it, kept on disk.
+    """How many frames of a container's log are already in driver.log, kept on disk.
 
-    Saved after every line with one small in-place write, so a supervisor killed at any moment
-    resumes at the line after the last one it wrote.
+    The engine returns a container's log in the same order every time, but its timestamps are
+    not in that order: stdout and stderr are read by separate copiers, so a stderr line can carry
+    an earlier time than the stdout line before it. The position is therefore a count of frames,
+    and a resumed stream (a new supervisor, a stream that broke) reads the log from its start
+    and skips that many. Saved after every line with one small in-place write, so a supervisor
+    killed at any moment resumes at the line after the last one it wrote.
     """
 
-    _FORMAT = "{:020d} {:09d}\n"
+    _FORMAT = "n {:020d}\n"
 
     def __init__(self, path: Path):
         self.path = path
-        self.ts_ns = 0
-        self.dup = 0
+        self.written = 0
         self._fd: int | None = None
+        self._legacy_ts: int | None = None  # a cursor saved by 0.1.0, which kept a time
         try:
-            ts, dup = path.read_text().split()[:2]
-            self.ts_ns, self.dup = int(ts), int(dup)
-        except (OSError, ValueError):
+            fields = path.read_text().split()
+            if fields[0] == "n":
+                self.written = int(fields[1])
+            else:
+                self._legacy_ts = int(fields[0])
+        except (OSError, ValueError, IndexError):
             pass
-        self._seen_at_ts = 0  # lines at ts_ns seen in this stream (for skipping on resume)
+        self._seen = 0  # frames seen in the current stream
 
     def new_stream(self) -> None:
-        """A new log request starts: lines at the cursor's timestamp are counted again."""
-        self._seen_at_ts = 0
-
-    def since(self) -> float | None:
-        """The ``since`` to ask for: a microsecond before the last written line (docker's since is inclusive)."""
-        if not self.ts_ns:
-            return None
-        return max((self.ts_ns // 1000 - 1) / 1e6, 1e-6)
+        """A new log request starts (from the log's first frame)."""
+        self._seen = 0
 
     def accept(self, ts_ns: int | None) -> bool:
-        """True when a line with this timestamp was not written yet (and records it as written)."""
-        if ts_ns is None:
-            return True
-        if ts_ns < self.ts_ns:
-            return False
-        if ts_ns == self.ts_ns:
-            self._seen_at_ts += 1
-            if self._seen_at_ts <= self.dup:
+        """True when the next frame of the stream was not written yet (and records it as written)."""
+        self._seen += 1
+        if self._legacy_ts is not None:
+            if ts_ns is not None and ts_ns <= self._legacy_ts:
                 return False
-            self.dup += 1
+            self._legacy_ts = None
+            self.written = self._seen
             return True
-        self.ts_ns, self.dup, self._seen_at_ts = ts_ns, 1, 1
+        if self._seen <= self.written:
+            return False
+        self.written = self._seen
         return True
 
     def save(self) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        os.pwrite(self._fd, self._FORMAT.format(self.ts_ns, self.dup).encode(), 0)
+        os.pwrite(self._fd, self._FORMAT.format(self.written).encode(), 0)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -274,12 +274,13 @@ class LogPump(threading.Thread):
         self.cursor = cursor
         self.error: Exception | None = None
         self.lines = 0
+        self.complete = False  # the stream ended because the container stopped: nothing is missing
 
     def run(self) -> None:
         self.cursor.new_stream()
         try:
             stream = self.api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=True,
-                                   timestamps=True, since=self.cursor.since())
+                                   timestamps=True)
             with open(self.log_file, "ab", buffering=0) as fh:
                 for frame in stream:
                     ts, msg = parse_log_timestamp(frame)
@@ -288,8 +289,16 @@ class LogPump(threading.Thread):
                     fh.write(msg)
                     self.cursor.save()
                     self.lines += 1
+            state = self.api.inspect_container(self.container_id).get("State") or {}
+            self.complete = state.get("Status") in ("exited", "dead")
         except Exception as exc:  # noqa: BLE001 - the container may vanish; poll() decides
             self.error = exc
+
+    def drain(self) -> None:
+        """Once the container has stopped: when this pump's stream broke or ended while the
+        container still ran, reads the log again and writes what came after the cursor."""
+        if not self.is_alive() and not self.complete:
+            LogPump(self.api, self.container_id, self.log_file, self.cursor).run()
 
 
 # -- the job handle --------------------------------------------------------------------------------
@@ -368,6 +377,7 @@ class DockerJobHandle(JobHandle):
                 self.pump = self._start_pump()
             return None
         self.pump.join(timeout=15)
+        self.pump.drain()
         self.cursor.close()
         rc = int(state.get("ExitCode", -1))
         if state.get("OOMKilled"):

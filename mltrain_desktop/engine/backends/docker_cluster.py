@@ -688,6 +688,7 @@ class DockerClusterHandle(JobHandle):
         deadline = time.monotonic() + 5  # the log streams end with their containers
         for pump in self.pumps.values():
             pump.join(timeout=max(0.05, deadline - time.monotonic()))
+            pump.drain()
         for cursor in self.cursors.values():
             cursor.close()
         self._remove_containers(ids)
