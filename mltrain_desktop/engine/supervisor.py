@@ -269,6 +269,8 @@ class Supervisor:
         self.ingest()
         outputs = sorted(str(p.relative_to(self.run_dir)) for p in (self.run_dir / "outputs").rglob("*") if p.is_file())
         self.log(f"[mltrain] outputs kept: {len(outputs)} file(s)")
+        t = os.times()
+        self.log(f"[mltrain] supervisor CPU time: {t.user + t.system:.2f} s")
         if rc == 0:
             self.move(RunStatus.COMPLETED)
         else:
