@@ -37,7 +37,7 @@ def resolve_interpreter(workspace_dir: Path, db_conn, python: str | None, pip_pa
                         log: Callable[[str], None], cancelled: Callable[[], bool] = lambda: False) -> tuple[str, str | None]:
     """Returns (interpreter path, environment hash or None for the bare interpreter)."""
     if not python and not getattr(sys, "frozen", False):
-        python = sys.executable  # from source, jobs run on the app's own interpreter
+        python = sys.executable  # what default_python() says from source, without importing interpreters
     if not python:
         from .interpreters import NoTensorFlowInterpreter, default_python
         try:
