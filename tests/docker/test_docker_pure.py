@@ -367,3 +367,25 @@ def test_cancel_is_seen_from_the_context_or_the_runs_row(tmp_path):
     ctx.workspace_dir = tmp_path / "elsewhere"
     ctx.cancel_requested = lambda: True
     assert _cancel_checker(ctx)() is True
+
+
+def test_engine_silence_is_logged_once_each_way_and_times_out(monkeypatch):
+    from mltrain_desktop.engine.backends import docker as dk
+    clock = [1000.0]
+    monkeypatch.setattr(dk.time, "monotonic", lambda: clock[0])
+    lines: list[str] = []
+    s = dk.EngineSilence(lines.append)
+    s.answered()
+    assert lines == [] and not s.too_long()
+    s.failed(ConnectionError("refused"))
+    clock[0] += 30
+    s.failed(ConnectionError("refused again"))  # still the same silence: not logged twice
+    assert lines == ["[mltrain] the Docker engine does not answer (ConnectionError: refused); waiting"]
+    assert not s.too_long()
+    s.answered()
+    assert lines[-1] == "[mltrain] the Docker engine answers again" and len(lines) == 2
+    s.failed(OSError("gone"))  # a new silence starts its own clock
+    clock[0] += dk.ENGINE_PATIENCE_S - 1
+    assert not s.too_long()
+    clock[0] += 1
+    assert s.too_long() and len(lines) == 3

@@ -303,6 +303,30 @@ class LogPump(threading.Thread):
 
 # -- the job handle --------------------------------------------------------------------------------
 
+ENGINE_PATIENCE_S = 60.0  # how long the engine may not answer before a run counts as lost
+
+
+class EngineSilence:
+    """Since when the Docker engine has not answered a run's handle; each change is logged once."""
+
+    def __init__(self, log):
+        self.log = log
+        self.since: float | None = None
+
+    def failed(self, exc: Exception) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log(f"[mltrain] the Docker engine does not answer ({type(exc).__name__}: {exc}); waiting")
+
+    def answered(self) -> None:
+        if self.since is not None:
+            self.log("[mltrain] the Docker engine answers again")
+            self.since = None
+
+    def too_long(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= ENGINE_PATIENCE_S
+
+
 class DockerJobHandle(JobHandle):
     def __init__(self, api, container_id: str, name: str, ctx: JobContext, image: str,
                  gpus: str | None = None, engine: str = ""):
@@ -319,15 +343,13 @@ class DockerJobHandle(JobHandle):
         self._detail: str | None = None
         self._canceled = False
         self._next_inspect = 0.0
-        self._unreachable_since: float | None = None
+        self._silence = EngineSilence(ctx.log)
         self.pump = self._start_pump()
 
     def _start_pump(self) -> LogPump:
         pump = LogPump(self.api, self.container_id, self.log_file, self.cursor)
         pump.start()
         return pump
-
-    ENGINE_PATIENCE_S = 60.0  # how long the engine may not answer before the run counts as lost
 
     def _inspect(self) -> dict | None | bool:
         """The container's state; None when it is gone; False when the engine did not answer."""
@@ -337,13 +359,9 @@ class DockerJobHandle(JobHandle):
         except docker.errors.NotFound:
             return None
         except Exception as exc:  # noqa: BLE001 - the engine restarting, a network hiccup
-            if self._unreachable_since is None:
-                self._unreachable_since = time.monotonic()
-                self.ctx_log(f"[mltrain] the Docker engine does not answer ({type(exc).__name__}: {exc}); waiting")
+            self._silence.failed(exc)
             return False
-        if self._unreachable_since is not None:
-            self.ctx_log("[mltrain] the Docker engine answers again")
-            self._unreachable_since = None
+        self._silence.answered()
         return info
 
     def poll(self) -> int | None:
@@ -355,10 +373,10 @@ class DockerJobHandle(JobHandle):
         self._next_inspect = now + 0.5
         info = self._inspect()
         if info is False:
-            if time.monotonic() - self._unreachable_since < self.ENGINE_PATIENCE_S:
+            if not self._silence.too_long():
                 return None
             self._detail = (f"the Docker engine ({self.engine}) stopped answering for "
-                            f"{self.ENGINE_PATIENCE_S:.0f} s while the run's container {self.name} ran; "
+                            f"{ENGINE_PATIENCE_S:.0f} s while the run's container {self.name} ran; "
                             "check that dockerd runs ('docker info')")
             self.ctx_log(f"[mltrain] {self._detail}")
             self._exit = -1

@@ -42,8 +42,8 @@ from pathlib import Path, PurePosixPath
 from .. import rank_launcher as rl
 from .. import tf_config as tfc
 from .base import JobContext, JobHandle, PrepareError
-from .docker import (LABEL_ROLE, LABEL_RUN, LABEL_TARGET, LABEL_WORKSPACE, RUN_DIR, DockerBackend, LogCursor,
-                     LogPump, container_run_kwargs, parse_log_timestamp)
+from .docker import (ENGINE_PATIENCE_S, LABEL_ROLE, LABEL_RUN, LABEL_TARGET, LABEL_WORKSPACE, RUN_DIR, DockerBackend,
+                     EngineSilence, LogCursor, LogPump, container_run_kwargs, parse_log_timestamp)
 from .mpi import FAILURE_GRACE_S, startup_timeout
 
 LABEL_TASK = "mltrain.task"
@@ -52,7 +52,6 @@ CURSOR_PREFIX = ".docker-log-cursor."
 POLL_EVERY_S = 0.25
 PORT_CHECK_EVERY_S = 0.5
 EARLY_EXIT_CONFIRM_S = 1.0
-ENGINE_PATIENCE_S = 60.0
 CHIEF = "chief_0"
 KIND_MPI = "docker_mpi"
 KIND_PS = "docker_parameter_server"
@@ -378,7 +377,7 @@ class DockerClusterHandle(JobHandle):
         self._early_exit_since: float | None = None
         self._last_port_check = 0.0
         self._next_poll = 0.0
-        self._unreachable_since: float | None = None
+        self._silence = EngineSilence(self.ctx_log)
         self.cursors = {tag: LogCursor(self.run_dir / f"{CURSOR_PREFIX}{tag}") for tag in self.order}
         self.pumps: dict[str, LogPump] = {}
         if start_pumps:
@@ -413,7 +412,7 @@ class DockerClusterHandle(JobHandle):
         self._next_poll = now + POLL_EVERY_S
         listing = self._list()
         if listing is None:
-            if time.monotonic() - self._unreachable_since < ENGINE_PATIENCE_S:
+            if not self._silence.too_long():
                 return None
             self._detail = (f"the Docker engine ({self._state.get('engine')}) stopped answering for "
                             f"{ENGINE_PATIENCE_S:.0f} s while the run's containers ran; check that dockerd "
@@ -430,13 +429,9 @@ class DockerClusterHandle(JobHandle):
         try:
             found = self.api.containers(all=True, filters={"label": [f"{LABEL_RUN}={self._state['run_id']}"]})
         except Exception as exc:  # noqa: BLE001 - the engine restarting, a network hiccup
-            if self._unreachable_since is None:
-                self._unreachable_since = time.monotonic()
-                self.ctx_log(f"[mltrain] the Docker engine does not answer ({type(exc).__name__}: {exc}); waiting")
+            self._silence.failed(exc)
             return None
-        if self._unreachable_since is not None:
-            self.ctx_log("[mltrain] the Docker engine answers again")
-            self._unreachable_since = None
+        self._silence.answered()
         return {c["Id"]: c for c in found}
 
     def _observe(self, listing: dict[str, dict]) -> None:
