@@ -72,7 +72,7 @@ def bench_log(rounds: int = 40, per_round: int = 5_000) -> tuple[float, float]:
 def bench_ingest(n: int = 1_000_000, repeats: int = 3) -> list[float]:
     """Points per second ingesting a file of ``n`` run.log() records into a new workspace database,
     ``repeats`` times (the time includes the commits and WAL checkpoints)."""
-    from mltrain_desktop.core.metrics_ingest import ingest_file
+    from mltrain_desktop.store.metrics import ingest_file
     from mltrain_desktop.store.db import connect
     rates = []
     with tempfile.TemporaryDirectory() as d:

@@ -147,11 +147,11 @@ INGESTER = r"""
 import json, os, sys, time, threading, psutil
 sys.path.insert(0, os.environ["BENCH_REPO"])
 from mltrain_desktop.core.workspace import Workspace
-from mltrain_desktop.core.metrics_ingest import ingest_file
-from mltrain_desktop.core.run_store import set_status
+from mltrain_desktop.store.metrics import ingest_file
+from mltrain_desktop.store.runs import set_status
 ws_path, duration, rate = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 run_ids = sys.argv[4:]
-ws = Workspace(ws_path, _recover=False)
+ws = Workspace(ws_path)
 conn = ws.db.conn
 me = psutil.Process()
 for rid in run_ids:

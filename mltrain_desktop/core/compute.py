@@ -6,9 +6,9 @@ target validates its configuration and probes it (engine reachable, GPUs found).
 from __future__ import annotations
 
 import importlib
-import json
-import time
 
+from ..store import runs as run_rows
+from ..store import targets
 from .compute_target import ComputeTargetException
 
 # kind -> module that provides probe(config) -> dict and validate(config) -> dict
@@ -72,21 +72,19 @@ class ComputeTarget:
     """``ComputeTarget(workspace=ws, name=...)`` finds a target or raises ComputeTargetException."""
 
     def __init__(self, workspace, name: str):
-        row = workspace.db.execute(
-            "SELECT name, kind, config, state, state_detail, probe, created FROM compute_targets WHERE name=?",
-            [name]).fetchone()
+        row = targets.get(workspace.db.conn, name)
         if row is None:
-            known = [r[0] for r in workspace.db.execute("SELECT name FROM compute_targets ORDER BY name")]
+            known = targets.names(workspace.db.conn)
             raise ComputeTargetException(
                 f"no compute target named {name!r} in this workspace (targets: {', '.join(known) or 'none'}); "
                 "create it with ComputeTarget.create(ws, name, config)")
         self.workspace = workspace
-        self.name, self.kind = row[0], row[1]
-        self.config = json.loads(row[2])
-        self.provisioning_state = row[3]
-        self.state_detail = row[4]
-        self.probe_result = json.loads(row[5])
-        self.created = row[6]
+        self.name, self.kind = row["name"], row["kind"]
+        self.config = row["config"]
+        self.provisioning_state = row["state"]
+        self.state_detail = row["detail"]
+        self.probe_result = row["probe"]
+        self.created = row["created"]
 
     @property
     def type(self) -> str:
@@ -115,13 +113,7 @@ class ComputeTarget:
             config = module.validate(cfg.to_dict())
         except ValueError as exc:
             raise ComputeTargetException(f"compute target {name!r}: {exc}") from exc
-        now = time.time()
-        with workspace.transaction() as conn:
-            conn.execute(
-                "INSERT INTO compute_targets (name, kind, config, state, state_detail, created, updated) "
-                "VALUES (?, ?, ?, 'Creating', '', ?, ?) ON CONFLICT(name) DO UPDATE SET kind=excluded.kind, "
-                "config=excluded.config, state='Creating', updated=excluded.updated",
-                [name, kind, json.dumps(config), now, now])
+        targets.put_creating(workspace.db.conn, name, kind, config)
         target = ComputeTarget(workspace, name)
         target.refresh_state()
         return target
@@ -132,10 +124,8 @@ class ComputeTarget:
             result = _kind_module(self.kind).probe(self.config)
         except Exception as exc:  # noqa: BLE001 - a probe failure is a state, not a crash
             result = {"state": "Failed", "detail": f"probe failed: {exc}"}
-        with self.workspace.transaction() as conn:
-            conn.execute("UPDATE compute_targets SET state=?, state_detail=?, probe=?, updated=? WHERE name=?",
-                         [result.get("state", "Failed"), result.get("detail", ""), json.dumps(result), time.time(),
-                          self.name])
+        targets.record_probe(self.workspace.db.conn, self.name, result.get("state", "Failed"),
+                             result.get("detail", ""), result)
         self.provisioning_state = result.get("state", "Failed")
         self.state_detail = result.get("detail", "")
         self.probe_result = result
@@ -158,19 +148,15 @@ class ComputeTarget:
                                     ComputeTargetProvisioningConfiguration(self.kind, **config))
 
     def delete(self) -> None:
-        busy = self.workspace.db.execute(
-            "SELECT COUNT(*) FROM runs WHERE compute=? AND status NOT IN ('Completed','Failed','Canceled')",
-            [self.name]).fetchone()[0]
+        busy = run_rows.unfinished_on(self.workspace.db.conn, self.name)
         if busy:
             raise ComputeTargetException(f"compute target {self.name!r} has {busy} unfinished run(s); "
                                          "cancel them first")
-        with self.workspace.transaction() as conn:
-            conn.execute("DELETE FROM compute_targets WHERE name=?", [self.name])
+        targets.delete(self.workspace.db.conn, self.name)
 
     @staticmethod
     def list(workspace) -> dict[str, "ComputeTarget"]:
-        names = [r[0] for r in workspace.db.execute("SELECT name FROM compute_targets ORDER BY name")]
-        return {n: ComputeTarget(workspace, n) for n in names}
+        return {n: ComputeTarget(workspace, n) for n in targets.names(workspace.db.conn)}
 
     def __repr__(self) -> str:
         return f"ComputeTarget(name={self.name!r}, kind={self.kind!r}, state={self.provisioning_state!r})"
@@ -178,8 +164,7 @@ class ComputeTarget:
 
 def ensure_default_local_target(workspace) -> None:
     """Every workspace starts with a ``local`` target (one run at a time, the current interpreter)."""
-    exists = workspace.db.execute("SELECT 1 FROM compute_targets WHERE name=?", [DEFAULT_TARGET]).fetchone()
-    if not exists:
+    if not targets.exists(workspace.db.conn, DEFAULT_TARGET):
         ComputeTarget.create(workspace, DEFAULT_TARGET, LocalCompute.provisioning_configuration(max_concurrent_runs=2))
 
 

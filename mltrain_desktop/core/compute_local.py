@@ -2,32 +2,12 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 import psutil
 
+from ..adapters.gpus import list_gpus
+
 KIND = "local"
-
-
-def list_gpus() -> list[dict]:
-    """GPUs from nvidia-smi, or [] where there is none (or no driver)."""
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return []
-    try:
-        out = subprocess.run([exe, "--query-gpu=index,name,memory.total,uuid", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    if out.returncode != 0:
-        return []
-    gpus = []
-    for line in out.stdout.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) >= 4:
-            gpus.append({"index": int(parts[0]), "name": parts[1], "memory_mb": int(float(parts[2])), "uuid": parts[3]})
-    return gpus
 
 
 def validate(config: dict) -> dict:
@@ -37,7 +17,7 @@ def validate(config: dict) -> dict:
     py = config.get("python")
     if py is not None and not (isinstance(py, str) and py):
         raise ValueError("python must be the path of an interpreter")
-    from ..engine.mpi_command import parse_hosts
+    from ..adapters.mpirun import parse_hosts
     parse_hosts(config.get("hosts"))  # HostsError is a ValueError naming the bad entry
     for key in ("slots", "ssh_connect_timeout_s"):
         v = config.get(key)
@@ -61,7 +41,7 @@ def validate(config: dict) -> dict:
 
 def probe(config: dict) -> dict:
     """Checks the target can run jobs: interpreter present (and whether it has TensorFlow), GPUs listed."""
-    from ..engine import interpreters
+    from ..adapters import interpreters
     detail = []
     state = "Succeeded"
     tf = {"tensorflow": False, "tensorflow_version": None, "make_python": interpreters.make_command()}

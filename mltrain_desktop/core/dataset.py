@@ -10,14 +10,13 @@ import glob as globmod
 import hashlib
 import json
 import os
-import shutil
 import tempfile
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .blobstore import BlobStore
+from ..store import catalog
+from ..store.blobstore import BlobStore
 from .errors import DatasetError
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total or 0, message)
@@ -172,8 +171,7 @@ class FileDataset:
         if not isinstance(name, str) or not name.strip():
             raise DatasetError("a dataset needs a non-empty name")
         name = name.strip()
-        existing = workspace.db.execute("SELECT id FROM datasets WHERE name=?", [name]).fetchone()
-        if existing and not create_new_version:
+        if catalog.dataset_id(workspace.db.conn, name) is not None and not create_new_version:
             raise DatasetError(f"a dataset named {name!r} already exists; pass create_new_version=True "
                                "to add a version, or choose another name")
         sources = self._sources
@@ -197,24 +195,8 @@ class FileDataset:
             manifest.append((rel, digest, size))
         manifest.sort()
         mhash = hashlib.sha256(json.dumps(manifest).encode()).hexdigest()
-        now = time.time()
-        with workspace.transaction() as conn:
-            row = conn.execute("SELECT id FROM datasets WHERE name=?", [name]).fetchone()
-            if row is None:
-                ds_id = conn.execute("INSERT INTO datasets (name, created) VALUES (?, ?)", [name, now]).lastrowid
-            elif not create_new_version:
-                raise DatasetError(f"a dataset named {name!r} already exists; pass create_new_version=True")
-            else:
-                ds_id = row[0]
-            version = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM dataset_versions WHERE dataset_id=?",
-                                   [ds_id]).fetchone()[0]
-            vid = conn.execute(
-                "INSERT INTO dataset_versions (dataset_id, version, description, created, file_count, total_bytes,"
-                " manifest_sha256, sources) VALUES (?,?,?,?,?,?,?,?)",
-                [ds_id, version, description or "", now, len(manifest), sum(m[2] for m in manifest), mhash,
-                 json.dumps([str(s) for s in sources])]).lastrowid
-            conn.executemany("INSERT INTO dataset_files (version_id, path, sha256, size) VALUES (?,?,?,?)",
-                             [(vid, rel, d, s) for rel, d, s in manifest])
+        version = catalog.add_version(workspace.db.conn, name, description, manifest, mhash,
+                                      [str(s) for s in sources], create_new_version)
         return Dataset.get_by_name(workspace, name, version)
 
     # -- use -------------------------------------------------------------------------------
@@ -226,9 +208,7 @@ class FileDataset:
     def files(self) -> list[dict]:
         self._require_registered()
         if self._files is None:
-            rows = self.workspace.db.execute(
-                "SELECT path, sha256, size FROM dataset_files WHERE version_id=? ORDER BY path", [self.version_id])
-            self._files = [{"path": p, "sha256": h, "size": s} for p, h, s in rows]
+            self._files = catalog.dataset_files(self.workspace.db.conn, self.version_id)
         return self._files
 
     def to_path(self) -> list[str]:
@@ -239,43 +219,11 @@ class FileDataset:
     def mount_path(self) -> Path:
         """The version's read-only folder (hard links into the blob store), made on first use."""
         self._require_registered()
-        folder = self.workspace.path / "datasets" / str(self.version_id)
-        marker = folder / ".complete"
-        if marker.exists():
-            missing = [f["path"] for f in self.files if not (folder / f["path"]).exists()]
-            if not missing:
-                return folder
-            raise DatasetError(f"dataset {self.id}: files vanished from its folder {folder}: {missing[:3]}; "
-                               "delete that folder to have it rebuilt from the blob store")
-        tmp = Path(tempfile.mkdtemp(dir=self.workspace.path / "datasets", prefix=f".{self.version_id}-"))
-        store = BlobStore(self.workspace.blobs_dir)
-        for f in self.files:
-            if not store.has(f["sha256"]):
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise DatasetError(f"dataset {self.id}: the stored body of {f['path']} is missing from the blob store")
-            store.materialize(f["sha256"], tmp / f["path"])
-        (tmp / ".complete").write_text("")
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another client made it first
-            shutil.rmtree(tmp, ignore_errors=True)
-        for d, _subs, _files in os.walk(folder):
-            os.chmod(d, 0o555)
-        return folder
+        return catalog.dataset_folder(self.workspace.path, self.version_id, self.id, self.files)
 
     def download(self, target_path: str | Path, overwrite: bool = False) -> list[str]:
         self._require_registered()
-        target = Path(target_path)
-        src = self.mount_path()
-        out = []
-        for f in self.files:
-            dest = target / f["path"]
-            if dest.exists() and not overwrite:
-                raise DatasetError(f"{dest} exists; pass overwrite=True to replace it")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src / f["path"], dest)
-            out.append(str(dest))
-        return out
+        return catalog.copy_dataset(self.mount_path(), self.files, Path(target_path), overwrite)
 
     def mount(self, mount_point=None):
         return _MountContext(self.mount_path())
@@ -339,53 +287,42 @@ class Dataset:
         return FileDataset(workspace=ws, name=name, version=version, version_id=vid, description=desc,
                            created=created, total_bytes=total)
 
-    _SELECT = ("SELECT v.id, d.name, v.version, v.description, v.created, v.total_bytes "
-               "FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id ")
-
     @staticmethod
     def get_by_name(workspace, name: str, version="latest") -> FileDataset:
+        conn = workspace.db.conn
         if version in (None, "latest"):
-            row = workspace.db.execute(Dataset._SELECT + "WHERE d.name=? ORDER BY v.version DESC LIMIT 1", [name]).fetchone()
+            version = None
         else:
             try:
                 version = int(version)
             except (TypeError, ValueError):
                 raise DatasetError(f"dataset version must be a number or 'latest', got {version!r}") from None
-            row = workspace.db.execute(Dataset._SELECT + "WHERE d.name=? AND v.version=?", [name, version]).fetchone()
+        row = catalog.find_version(conn, name, version)
         if row is None:
-            known = [r[0] for r in workspace.db.execute("SELECT name FROM datasets ORDER BY name")]
+            known = catalog.dataset_names(conn)
             if name not in known:
                 raise DatasetError(f"no dataset named {name!r} in this workspace; registered datasets: "
                                    f"{', '.join(known) or 'none'}")
-            versions = [r[0] for r in workspace.db.execute(
-                "SELECT v.version FROM dataset_versions v JOIN datasets d ON d.id=v.dataset_id WHERE d.name=? "
-                "ORDER BY v.version", [name])]
-            raise DatasetError(f"dataset {name!r} has no version {version}; its versions are {versions}")
+            raise DatasetError(f"dataset {name!r} has no version {version}; its versions are "
+                               f"{catalog.version_numbers(conn, name)}")
         return Dataset._row_to_dataset(workspace, row)
 
     @staticmethod
     def get_by_id(workspace, version_id: int) -> FileDataset:
-        row = workspace.db.execute(Dataset._SELECT + "WHERE v.id=?", [version_id]).fetchone()
-        if row is None:
-            raise DatasetError(f"no dataset version with id {version_id}")
-        return Dataset._row_to_dataset(workspace, row)
+        return Dataset._row_to_dataset(workspace, catalog.dataset_version(workspace.db.conn, version_id))
 
     @staticmethod
     def get_versions(workspace, name: str) -> list[FileDataset]:
-        rows = workspace.db.execute(Dataset._SELECT + "WHERE d.name=? ORDER BY v.version", [name]).fetchall()
-        return [Dataset._row_to_dataset(workspace, r) for r in rows]
+        return [Dataset._row_to_dataset(workspace, r) for r in catalog.versions(workspace.db.conn, name)]
 
     @staticmethod
     def get_all(workspace) -> dict[str, FileDataset]:
-        rows = workspace.db.execute(
-            Dataset._SELECT + "WHERE v.version = (SELECT MAX(version) FROM dataset_versions WHERE dataset_id=d.id) "
-            "ORDER BY d.name").fetchall()
+        rows = catalog.versions(workspace.db.conn, latest_only=True)
         return {r[1]: Dataset._row_to_dataset(workspace, r) for r in rows}
 
     @staticmethod
     def list(workspace) -> list[FileDataset]:
-        rows = workspace.db.execute(Dataset._SELECT + "ORDER BY d.name, v.version").fetchall()
-        return [Dataset._row_to_dataset(workspace, r) for r in rows]
+        return [Dataset._row_to_dataset(workspace, r) for r in catalog.versions(workspace.db.conn)]
 
 
 __all__ = ["Dataset", "FileDataset", "DatasetConsumptionConfig", "DatasetError"]

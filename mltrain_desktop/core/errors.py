@@ -1,32 +1,8 @@
-"""Exceptions the SDK raises; each message says what was wrong and what to do."""
+"""Exceptions the SDK raises (defined in the domain layer, so every layer can raise them)."""
 from __future__ import annotations
 
+from ..domain.errors import DatasetError, MLTrainError, ModelError, RunError, UserErrorException, WorkspaceError
 from ..store.db import StoreError
-
-
-class MLTrainError(Exception):
-    """Base of every error the SDK raises on purpose."""
-
-
-class WorkspaceError(MLTrainError):
-    pass
-
-
-class UserErrorException(MLTrainError, ValueError):
-    """Bad input from the caller (the seed's azureml.exceptions.UserErrorException)."""
-
-
-class DatasetError(UserErrorException):
-    pass
-
-
-class RunError(MLTrainError):
-    pass
-
-
-class ModelError(UserErrorException):
-    pass
-
 
 __all__ = ["MLTrainError", "WorkspaceError", "UserErrorException", "DatasetError", "RunError",
            "ModelError", "StoreError"]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 from .errors import UserErrorException
 
@@ -17,30 +16,27 @@ class Experiment:
                 "starting with a letter or digit")
         self.workspace = workspace
         self.name = name
-        row = workspace.db.execute("SELECT id FROM experiments WHERE name=?", [name]).fetchone()
-        if row is None:
-            with workspace.transaction() as conn:
-                conn.execute("INSERT OR IGNORE INTO experiments (name, created) VALUES (?, ?)", [name, time.time()])
-            row = workspace.db.execute("SELECT id FROM experiments WHERE name=?", [name]).fetchone()
-        self.id = row[0]
+        from ..store import experiments
+        conn = workspace.db.conn
+        found = experiments.ensure(conn, name) if _create else experiments.get_id(conn, name)
+        if found is None:
+            raise UserErrorException(f"no experiment named {name!r} in this workspace")
+        self.id = found
 
     def submit(self, config, tags: dict | None = None, **kwargs):
         from .runs import submit_run
         return submit_run(self, config, tags=tags)
 
     def get_runs(self, include_children: bool = False, status: str | None = None):
+        from ..store import runs as run_rows
         from .runs import Run
-        sql = "SELECT id FROM runs WHERE experiment_id=?"
-        args: list = [self.id]
-        if status:
-            sql += " AND status=?"
-            args.append(status)
-        for (rid,) in self.workspace.db.execute(sql + " ORDER BY created DESC", args).fetchall():
+        for rid in run_rows.ids_in_experiment(self.workspace.db.conn, self.id, status):
             yield Run(self, rid)
 
     @staticmethod
     def list(workspace) -> list["Experiment"]:
-        return [Experiment(workspace, r[0]) for r in workspace.db.execute("SELECT name FROM experiments ORDER BY name")]
+        from ..store import experiments
+        return [Experiment(workspace, n) for n in experiments.names(workspace.db.conn)]
 
     def __repr__(self) -> str:
         return f"Experiment(name={self.name!r}, workspace={self.workspace.path})"

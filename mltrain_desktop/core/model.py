@@ -5,8 +5,10 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
+
+from ..store import models as model_rows
+from ..store import runs as run_rows
 
 from .errors import ModelError
 from .resource_configuration import ResourceConfiguration
@@ -30,9 +32,6 @@ class Model:
         PYTORCH = "PyTorch"
         CUSTOM = "Custom"
 
-    _COLS = ("id, name, version, framework, framework_version, resource_configuration, tags, description, "
-             "run_id, source_path, location, file_count, total_bytes, created")
-
     def __init__(self, workspace, name: str | None = None, id: str | None = None, version: int | None = None,
                  _row=None):
         self.workspace = workspace
@@ -42,14 +41,9 @@ class Model:
                 version = int(v) if v else version
             if not name:
                 raise ModelError("Model() needs a name (or id='name:version')")
-            if version is None:
-                _row = workspace.db.execute(f"SELECT {self._COLS} FROM models WHERE name=? ORDER BY version DESC LIMIT 1",
-                                            [name]).fetchone()
-            else:
-                _row = workspace.db.execute(f"SELECT {self._COLS} FROM models WHERE name=? AND version=?",
-                                            [name, int(version)]).fetchone()
+            _row = model_rows.get(workspace.db.conn, name, version)
             if _row is None:
-                known = [r[0] for r in workspace.db.execute("SELECT DISTINCT name FROM models ORDER BY name")]
+                known = model_rows.names(workspace.db.conn)
                 what = f"{name!r}" + (f" version {version}" if version is not None else "")
                 raise ModelError(f"no model {what} in the registry (models: {', '.join(known) or 'none'})")
         (self._pk, self.name, self.version, self.model_framework, self.model_framework_version, rc, tags,
@@ -87,6 +81,13 @@ class Model:
         root = workspace.path / "models" / model_name
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".incoming-"))
+
+        def place(version: int) -> str:
+            final = root / str(version)
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            return (final / src.name).relative_to(workspace.path).as_posix()
         try:
             dest = tmp / src.name
             if src.is_dir():
@@ -94,23 +95,12 @@ class Model:
             else:
                 shutil.copy2(src, dest)
             count, size = _tree_size(dest)
-            now = time.time()
-            with workspace.transaction() as conn:
-                version = conn.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE name=?",
-                                       [model_name]).fetchone()[0]
-                final = root / str(version)
-                if final.exists():
-                    shutil.rmtree(final)
-                os.replace(tmp, final)
-                location = (final / src.name).relative_to(workspace.path).as_posix()
-                conn.execute(
-                    "INSERT INTO models (name, version, framework, framework_version, resource_configuration, tags, "
-                    "description, run_id, source_path, location, file_count, total_bytes, created) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [model_name, version, model_framework, model_framework_version,
-                     json.dumps(resource_configuration.to_dict() if resource_configuration else {}),
-                     json.dumps({str(k): str(v) for k, v in (tags or {}).items()}), description or "", _run_id,
-                     str(model_path), location, count, size, now])
+            version = model_rows.add_version(
+                workspace.db.conn, model_name, place, framework=model_framework,
+                framework_version=model_framework_version,
+                resource_configuration=resource_configuration.to_dict() if resource_configuration else {},
+                tags={str(k): str(v) for k, v in (tags or {}).items()}, description=description or "",
+                run_id=_run_id, source_path=str(model_path), file_count=count, total_bytes=size)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -132,33 +122,17 @@ class Model:
     # -- queries ----------------------------------------------------------------------------
     @staticmethod
     def list(workspace, name: str | None = None, latest: bool = False, run_id: str | None = None) -> list["Model"]:
-        sql = f"SELECT {Model._COLS} FROM models"
-        cond, args = [], []
-        if name:
-            cond.append("name=?")
-            args.append(name)
-        if run_id:
-            cond.append("run_id=?")
-            args.append(run_id)
-        if latest:
-            cond.append("version = (SELECT MAX(version) FROM models m2 WHERE m2.name = models.name)")
-        if cond:
-            sql += " WHERE " + " AND ".join(cond)
-        sql += " ORDER BY name, version"
-        return [Model(workspace, _row=r) for r in workspace.db.execute(sql, args).fetchall()]
+        rows = model_rows.rows(workspace.db.conn, name=name, latest=latest, run_id=run_id)
+        return [Model(workspace, _row=r) for r in rows]
 
     def lineage(self) -> dict:
         """The run, experiment and dataset versions this model came from."""
         out = {"run_id": self.run_id, "experiment": None, "datasets": []}
         if self.run_id:
-            row = self.workspace.db.execute("SELECT e.name FROM runs r JOIN experiments e ON e.id=r.experiment_id "
-                                            "WHERE r.id=?", [self.run_id]).fetchone()
-            out["experiment"] = row[0] if row else None
-            out["datasets"] = [
-                {"input": n, "name": d, "version": v, "mode": m} for n, d, v, m in self.workspace.db.execute(
-                    "SELECT i.name, d.name, v.version, i.mode FROM run_inputs i JOIN dataset_versions v "
-                    "ON v.id=i.dataset_version_id JOIN datasets d ON d.id=v.dataset_id WHERE i.run_id=? ORDER BY i.name",
-                    [self.run_id])]
+            conn = self.workspace.db.conn
+            out["experiment"] = run_rows.experiment_of(conn, self.run_id)
+            out["datasets"] = [{"input": i["input"], "name": i["dataset"], "version": i["version"], "mode": i["mode"]}
+                               for i in run_rows.inputs(conn, self.run_id)]
         return out
 
     def run(self):
@@ -191,7 +165,7 @@ class Model:
     def deploy(workspace, name: str, models: list, inference_config=None, deployment_config=None,
                deployment_target=None, overwrite: bool = False):
         """Deploys models as a local web service (TensorFlow Serving's REST API); see mltrain_desktop.serving."""
-        from ..serving.webservice import deploy
+        from .webservice import deploy
         return deploy(workspace, name, models, inference_config=inference_config,
                       deployment_config=deployment_config, deployment_target=deployment_target, overwrite=overwrite)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numbers
 from pathlib import Path
 
+from ..domain.distribution import validate_distribution, with_counts
 from .errors import UserErrorException
 from .runconfig import MpiConfiguration, TensorflowConfiguration
 
@@ -46,24 +47,17 @@ def normalize_arguments(script_params=None, arguments=None) -> list:
 
 
 def distribution_spec(distributed_training, node_count: int = 1, process_count_per_node: int = 1) -> dict | None:
+    """The run spec's distribution: ``distributed_training`` with the estimator's own counts applied."""
     if distributed_training is None:
-        if node_count not in (None, 1) or process_count_per_node not in (None, 1):
-            raise UserErrorException("node_count/process_count_per_node need distributed_training=MpiConfiguration() "
-                                     "or TensorflowConfiguration()")
-        return None
-    if isinstance(distributed_training, MpiConfiguration):
-        d = distributed_training.to_dict()
-        if process_count_per_node not in (None, 1):
-            d["process_count_per_node"] = MpiConfiguration(process_count_per_node, d["node_count"]).process_count_per_node
-        if node_count not in (None, 1):
-            d["node_count"] = MpiConfiguration(d["process_count_per_node"], node_count).node_count
-        return d
-    if isinstance(distributed_training, TensorflowConfiguration):
-        return distributed_training.to_dict()
-    if isinstance(distributed_training, dict):
-        from .runconfig import distribution_from_dict
-        return distribution_from_dict(distributed_training).to_dict()
-    raise UserErrorException("distributed_training must be MpiConfiguration() or TensorflowConfiguration()")
+        dist = None
+    elif isinstance(distributed_training, (MpiConfiguration, TensorflowConfiguration)):
+        dist = distributed_training.checked()
+    elif isinstance(distributed_training, dict):
+        dist = validate_distribution(distributed_training)
+    else:
+        raise UserErrorException("distributed_training must be MpiConfiguration() or TensorflowConfiguration()")
+    dist = with_counts(dist, node_count, process_count_per_node)
+    return None if dist is None else dist.to_dict()
 
 
 def build_spec(*, source_directory, entry_script, arguments: list, compute_target, use_gpu=False,

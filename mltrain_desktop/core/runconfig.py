@@ -1,13 +1,12 @@
-"""Distribution settings for the estimator and ScriptRunConfig (the seed's runconfig module)."""
+"""Distribution settings for the estimator and ScriptRunConfig (the seed's runconfig module).
+
+The rules live in :mod:`mltrain_desktop.domain.distribution`; these are the seed's names for them.
+"""
 from __future__ import annotations
 
 import dataclasses
 
-
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
+from ..domain import distribution as dd
 
 
 @dataclasses.dataclass
@@ -18,12 +17,13 @@ class MpiConfiguration:
     node_count: int = 1
 
     def __post_init__(self):
-        _positive("process_count_per_node", self.process_count_per_node)
-        _positive("node_count", self.node_count)
+        self.checked()
+
+    def checked(self) -> dd.MpiDistribution:
+        return dd.MpiDistribution(self.process_count_per_node, self.node_count)
 
     def to_dict(self) -> dict:
-        return {"kind": "mpi", "process_count_per_node": self.process_count_per_node,
-                "node_count": self.node_count}
+        return self.checked().to_dict()
 
 
 @dataclasses.dataclass
@@ -34,20 +34,20 @@ class TensorflowConfiguration:
     parameter_server_count: int = 1
 
     def __post_init__(self):
-        _positive("worker_count", self.worker_count)
-        _positive("parameter_server_count", self.parameter_server_count)
+        self.checked()
+
+    def checked(self) -> dd.PsDistribution:
+        return dd.PsDistribution(self.worker_count, self.parameter_server_count)
 
     def to_dict(self) -> dict:
-        return {"kind": "parameter_server", "worker_count": self.worker_count,
-                "parameter_server_count": self.parameter_server_count}
+        return self.checked().to_dict()
 
 
 def distribution_from_dict(d: dict | None):
-    if not d:
-        return None
-    kind = d.get("kind")
-    if kind == "mpi":
-        return MpiConfiguration(d.get("process_count_per_node", 1), d.get("node_count", 1))
-    if kind == "parameter_server":
-        return TensorflowConfiguration(d.get("worker_count", 1), d.get("parameter_server_count", 1))
-    raise ValueError(f"unknown distribution kind {kind!r}; use 'mpi' or 'parameter_server'")
+    """A run spec's distribution settings as MpiConfiguration / TensorflowConfiguration (None: one process)."""
+    dist = dd.validate_distribution(d)
+    if isinstance(dist, dd.MpiDistribution):
+        return MpiConfiguration(dist.process_count_per_node, dist.node_count)
+    if isinstance(dist, dd.PsDistribution):
+        return TensorflowConfiguration(dist.worker_count, dist.parameter_server_count)
+    return None

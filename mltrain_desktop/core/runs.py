@@ -15,7 +15,10 @@ import uuid
 from pathlib import Path
 
 from .. import run as _job_run
-from ..engine.status import RunStatus
+from ..domain.run_state import RunStatus
+
+# The store's modules are imported inside the methods: a training job imports this module and
+# must not pay for sqlite3 and the store.
 
 SNAPSHOT_IGNORE = shutil.ignore_patterns("outputs", "logs", ".git", "__pycache__", ".mltrain", "*.pyc",
                                          ".ipynb_checkpoints")
@@ -41,20 +44,38 @@ class Run(_job_run.Run):
     # -- lookup ---------------------------------------------------------------------------
     @staticmethod
     def get(workspace, run_id: str) -> "Run":
+        from ..store import runs as run_rows
         from .errors import RunError
         from .experiment import Experiment
-        row = workspace.db.execute("SELECT e.name FROM runs r JOIN experiments e ON e.id=r.experiment_id "
-                                   "WHERE r.id=?", [run_id]).fetchone()
-        if row is None:
+        name = run_rows.experiment_of(workspace.db.conn, run_id)
+        if name is None:
             raise RunError(f"no run with id {run_id!r} in this workspace; `mltrain run list` shows the runs")
-        return Run(Experiment(workspace, row[0]), run_id)
+        return Run(Experiment(workspace, name), run_id)
+
+    @staticmethod
+    def list(workspace, experiment: str | None = None, status: str | None = None,
+             limit: int | None = None) -> list["Run"]:
+        """The workspace's runs, newest first: of one experiment, in one status, at most ``limit``."""
+        from ..store import runs as run_rows
+        from .experiment import Experiment
+        found: dict[str, Experiment] = {}
+        out = []
+        for r in run_rows.summaries(workspace.db.conn, experiment=experiment, status=status, limit=limit):
+            exp = found.get(r["experiment"])
+            if exp is None:
+                exp = found[r["experiment"]] = Experiment(workspace, r["experiment"], _create=False)
+            out.append(Run(exp, r["id"], _row=r))
+        return out
+
+    @staticmethod
+    def count_by_status(workspace) -> dict[str, int]:
+        """{status: how many runs of the workspace are in it} (statuses with no run left out)."""
+        from ..store import runs as run_rows
+        return run_rows.count_by_status(workspace.db.conn)
 
     def _row(self) -> dict | None:
-        cur = self.workspace.db.execute("SELECT * FROM runs WHERE id=?", [self.id])
-        row = cur.fetchone()
-        if row is None:
-            return None
-        return dict(zip([c[0] for c in cur.description], row))
+        from ..store import runs as run_rows
+        return run_rows.get(self.workspace.db.conn, self.id)
 
     def _require_row(self) -> dict:
         row = self._row()
@@ -87,16 +108,14 @@ class Run(_job_run.Run):
         return RunStatus(self.get_status()).is_terminal()
 
     def get_events(self) -> list[dict]:
-        rows = self.workspace.db.execute("SELECT status, at, detail FROM run_events WHERE run_id=? ORDER BY id",
-                                         [self.id]).fetchall()
-        return [{"status": s, "at": a, "detail": d} for s, a, d in rows]
+        from ..store import runs as run_rows
+        return run_rows.events(self.workspace.db.conn, self.id)
 
     def get_details(self) -> dict:
+        from ..store import runs as run_rows
         row = self._require_row()
         spec = json.loads(row["spec"])
-        inputs = self.workspace.db.execute(
-            "SELECT i.name, i.mode, d.name, v.version FROM run_inputs i JOIN dataset_versions v ON v.id=i.dataset_version_id "
-            "JOIN datasets d ON d.id=v.dataset_id WHERE i.run_id=? ORDER BY i.name", [self.id]).fetchall()
+        inputs = run_rows.inputs(self.workspace.db.conn, self.id)
 
         def iso(t):
             return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) if t else None
@@ -113,7 +132,8 @@ class Run(_job_run.Run):
             "script": spec.get("entry_script"),
             "arguments": [a if isinstance(a, str) else f"DatasetConsumptionConfig:{a['input']}" for a in spec["arguments"]],
             "runDefinition": spec,
-            "inputDatasets": [{"name": n, "mode": m, "dataset": d, "version": v} for n, m, d, v in inputs],
+            "inputDatasets": [{"name": i["input"], "mode": i["mode"], "dataset": i["dataset"],
+                               "version": i["version"]} for i in inputs],
             "tags": json.loads(row["tags"] or "{}"),
             "events": self.get_events(),
             "logFiles": {p: str(self.run_dir / p) for p in self.get_file_names() if p.startswith("logs/")},
@@ -130,42 +150,29 @@ class Run(_job_run.Run):
     # -- metrics --------------------------------------------------------------------------
     def get_metrics(self, name: str | None = None, rank: int | None = 0) -> dict:
         """{name: value} for single values, {name: [values...]} for series (the seed's shape)."""
-        from .metrics_ingest import decode_value
-        sql = ("SELECT s.name, m.value, m.text FROM metric_series s JOIN metrics m ON m.series_id = s.id "
-               "WHERE s.run_id=?")
-        args: list = [self.id]
-        if name is not None:
-            sql += " AND s.name=?"
-            args.append(name)
-        if rank is not None:
-            sql += " AND s.rank=?"
-            args.append(rank)
-        sql += " ORDER BY s.name, s.rank, m.step, m.rowid"
+        from ..store import metrics
+        conn = self.workspace.db.conn
         out: dict[str, list] = {}
-        for n, v, t in self.workspace.db.execute(sql, args):
-            out.setdefault(n, []).append(decode_value(v, t))
-        rows = self.workspace.db.execute("SELECT name, row FROM metric_rows WHERE run_id=? ORDER BY name, step",
-                                         [self.id]).fetchall()
-        for n, r in rows:
+        for n, v in metrics.points(conn, self.id, name, rank):
+            out.setdefault(n, []).append(v)
+        for n, r in metrics.table_rows(conn, self.id):
             if name is not None and n != name:
                 continue
             table = out.setdefault(n, {})
             if isinstance(table, dict):
-                for k, v in json.loads(r).items():
+                for k, v in r.items():
                     table.setdefault(k, []).append(v)
         return {k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in out.items()}
 
     def get_metric_series(self, name: str, rank: int = 0, after_step: int = -1) -> tuple[list, list, list]:
         """(steps, values, wall times) of one metric, optionally only steps after ``after_step``."""
-        rows = self.workspace.db.execute(
-            "SELECT m.step, m.value, m.wall FROM metrics m WHERE m.series_id = (SELECT id FROM metric_series "
-            "WHERE run_id=? AND name=? AND rank=?) AND m.step>? ORDER BY m.step",
-            [self.id, name, rank, after_step]).fetchall()
+        from ..store import metrics
+        rows = metrics.series(self.workspace.db.conn, self.id, name, rank, after_step)
         return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
     def get_metric_names(self) -> list[tuple[str, int]]:
-        return [tuple(r) for r in self.workspace.db.execute(
-            "SELECT name, rank FROM metric_series WHERE run_id=? ORDER BY rank, name", [self.id])]
+        from ..store import metrics
+        return metrics.series_names(self.workspace.db.conn, self.id)
 
     # -- files ----------------------------------------------------------------------------
     def get_file_names(self) -> list[str]:
@@ -219,13 +226,14 @@ class Run(_job_run.Run):
     # -- control --------------------------------------------------------------------------
     def cancel(self, wait_seconds: float = 30.0) -> str:
         """Asks the supervisor to stop the job (its whole process tree or containers)."""
-        from .run_store import set_status
+        from ..adapters.process import is_same_process_alive
+        from ..store import runs as run_rows
         conn = self.workspace.db.conn
-        conn.execute("UPDATE runs SET cancel_requested=1 WHERE id=?", [self.id])
+        run_rows.request_cancel(conn, self.id)
         row = self._require_row()
-        from ..engine.process import is_same_process_alive
-        if row["status"] == "Queued" and not is_same_process_alive(row["supervisor_pid"], row["supervisor_started"]):
-            set_status(conn, self.id, RunStatus.CANCELED, "canceled before it started")
+        if row["status"] == RunStatus.QUEUED and not is_same_process_alive(row["supervisor_pid"],
+                                                                            row["supervisor_started"]):
+            run_rows.set_status(conn, self.id, RunStatus.CANCELED, "canceled before it started")
         deadline = time.monotonic() + wait_seconds
         while time.monotonic() < deadline and not self.is_terminal():
             time.sleep(0.1)
@@ -235,11 +243,15 @@ class Run(_job_run.Run):
                             raise_on_error: bool = True, timeout: float | None = None) -> dict:
         offset = 0
         deadline = time.monotonic() + timeout if timeout else None
+        next_check = time.monotonic() + 2.0
         out = sys.stdout
         if show_output:
             print(f"RunId: {self.id}\n", flush=True)
         while True:
             terminal = self.is_terminal()
+            if not terminal and time.monotonic() >= next_check:
+                next_check = time.monotonic() + 2.0
+                self._settle_if_orphaned()
             if show_output:
                 text, offset = self.read_log("driver.log", offset)
                 while text:
@@ -260,19 +272,25 @@ class Run(_job_run.Run):
             raise RunError(f"run {self.id} failed: {details.get('error', {}).get('message', '')}")
         return details
 
+    def _settle_if_orphaned(self) -> None:
+        """A run whose supervisor died is settled (reattached or failed), not waited on forever."""
+        row = self._row()
+        pid = row["supervisor_pid"]
+        if pid is None or pid == -1:  # not recorded yet, or another client is starting a new one
+            return
+        from ..adapters.process import is_same_process_alive
+        if not is_same_process_alive(pid, row["supervisor_started"]):
+            self.workspace.recover()
+
     def delete(self) -> None:
         """Removes a finished run: its rows, metrics and folder. Runs with registered models are kept."""
+        from ..store import models, runs as run_rows
         from .errors import RunError
         if not self.is_terminal():
             raise RunError(f"run {self.id} is {self.get_status()}; cancel it before deleting it")
-        if self.workspace.db.execute("SELECT 1 FROM models WHERE run_id=?", [self.id]).fetchone():
+        if models.run_has_models(self.workspace.db.conn, self.id):
             raise RunError(f"run {self.id} has registered models; their lineage needs it, so it is kept")
-        with self.workspace.transaction() as conn:
-            conn.execute("DELETE FROM metrics WHERE series_id IN (SELECT id FROM metric_series WHERE run_id=?)",
-                         [self.id])
-            for table in ("metric_series", "metric_rows", "ingest_offsets", "run_inputs", "run_events"):
-                conn.execute(f"DELETE FROM {table} WHERE run_id=?", [self.id])
-            conn.execute("DELETE FROM runs WHERE id=?", [self.id])
+        run_rows.delete(self.workspace.db.conn, self.id)
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def resubmit(self, experiment=None) -> "Run":
@@ -324,6 +342,7 @@ def submit_run(experiment, config, tags: dict | None = None) -> Run:
     from .dataset import Dataset
     from .errors import UserErrorException
     from ..engine import supervisor
+    from ..store import runs as run_rows
     ws = experiment.workspace
     if not hasattr(config, "to_spec"):
         raise UserErrorException("submit() takes a ScriptRunConfig or an estimator such as TensorFlow(...)")
@@ -352,19 +371,8 @@ def submit_run(experiment, config, tags: dict | None = None) -> Run:
     except OSError as exc:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise UserErrorException(f"could not snapshot {spec['source_directory']} into the run folder: {exc}") from exc
-    now = time.time()
-    with ws.transaction() as conn:
-        number = conn.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM runs WHERE experiment_id=?",
-                              [experiment.id]).fetchone()[0]
-        conn.execute("INSERT INTO runs (id, experiment_id, number, status, compute, created, spec, tags) "
-                     "VALUES (?,?,?,?,?,?,?,?)",
-                     [run_id, experiment.id, number, "Queued", target.name, now, json.dumps(spec),
-                      json.dumps(tags or {})])
-        conn.execute("INSERT INTO run_events (run_id, status, at, detail) VALUES (?, 'Queued', ?, ?)",
-                     [run_id, now, f"source snapshot of {spec['source_directory']}"])
-        conn.executemany("INSERT INTO run_inputs (run_id, name, dataset_version_id, mode) VALUES (?,?,?,?)",
-                         [(run_id, n, a["version_id"], a["mode"]) for n, a in inputs.items()])
+    run_rows.insert(ws.db.conn, run_id, experiment.id, target.name, spec, tags or {},
+                    f"source snapshot of {spec['source_directory']}", inputs)
     pid, created = supervisor.spawn(ws.path, run_id)
-    ws.db.conn.execute("UPDATE runs SET supervisor_pid=COALESCE(supervisor_pid, ?), "
-                       "supervisor_started=COALESCE(supervisor_started, ?) WHERE id=?", [pid, created, run_id])
+    run_rows.record_first_supervisor(ws.db.conn, run_id, pid, created)
     return Run(experiment, run_id)

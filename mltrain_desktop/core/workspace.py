@@ -6,12 +6,13 @@ import os
 import time
 from pathlib import Path
 
-from ..store.db import StoreError, connect
+from ..store import experiments, info
+from ..store.db import DB_FILE, StoreError, connect
+from ..store.transaction import write_transaction
 from .errors import WorkspaceError
 
 CONFIG_DIR = ".mltrain"
 CONFIG_FILE = "config.json"
-DB_FILE = "workspace.db"
 APP_NAME = "mltrain-desktop"
 
 
@@ -32,7 +33,7 @@ def is_workspace(path: str | Path) -> bool:
 class Workspace:
     """Open with ``Workspace(path)``, ``Workspace.create(path)`` or ``Workspace.from_config()``."""
 
-    def __init__(self, path: str | Path, _create: bool = False, _recover: bool = True):
+    def __init__(self, path: str | Path, _create: bool = False):
         self.path = Path(path).expanduser().resolve()
         if not _create and not is_workspace(self.path):
             raise WorkspaceError(
@@ -43,14 +44,9 @@ class Workspace:
         if _create:
             for sub in ("blobs", "datasets", "runs", "models", "envs", "jobkit", "tmp", "endpoints"):
                 (self.path / sub).mkdir(exist_ok=True)
-            with self.transaction():
-                self.db.execute("INSERT OR IGNORE INTO workspace_info VALUES ('created', ?)",
-                                [str(time.time())])
+            info.put(self.db.conn, "created", str(time.time()), replace=False)
             from .compute import ensure_default_local_target
             ensure_default_local_target(self)
-        if _recover:
-            from ..engine.recovery import recover_orphaned_runs
-            recover_orphaned_runs(self)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -77,8 +73,7 @@ class Workspace:
             ) from exc
         ws = cls(path, _create=True)
         if name:
-            with ws.transaction():
-                ws.db.execute("INSERT OR REPLACE INTO workspace_info VALUES ('name', ?)", [name])
+            info.put(ws.db.conn, "name", name)
         return ws
 
     @classmethod
@@ -127,15 +122,26 @@ class Workspace:
         file.write_text(json.dumps({"workspace_path": str(self.path)}, indent=2), encoding="utf-8")
         return file
 
+    def recover(self) -> list[str]:
+        """Settles what crashed clients left behind; returns the ids of the runs it settled.
+
+        A Docker run whose container may still be alive gets a new supervisor that reattaches;
+        any other unfinished run whose supervisor is gone is marked Failed and its job stopped;
+        containers and networks whose owner is over (a run that ended, an endpoint that was
+        deleted) are removed. Opening a workspace does not do this: the window, the CLI and the
+        supervisors call it when they mean to.
+        """
+        from ..engine.recovery import recover_orphaned_runs
+        return recover_orphaned_runs(self.path, self.db.conn)
+
     # -- helpers ----------------------------------------------------------------------------
     @property
     def name(self) -> str:
-        row = self.db.execute("SELECT value FROM workspace_info WHERE key='name'").fetchone()
-        return row[0] if row else self.path.name
+        return info.get(self.db.conn, "name") or self.path.name
 
     def transaction(self):
-        """A write transaction that takes the lock up front (BEGIN IMMEDIATE)."""
-        return _Transaction(self.db.conn)
+        """A write transaction that takes the write lock up front; ``with`` gives the connection."""
+        return write_transaction(self.db.conn)
 
     @property
     def runs_dir(self) -> Path:
@@ -148,8 +154,7 @@ class Workspace:
     @property
     def experiments(self) -> dict:
         from .experiment import Experiment
-        rows = self.db.execute("SELECT name FROM experiments ORDER BY name").fetchall()
-        return {r[0]: Experiment(self, r[0]) for r in rows}
+        return {n: Experiment(self, n) for n in experiments.names(self.db.conn)}
 
     @property
     def compute_targets(self) -> dict:
@@ -165,6 +170,11 @@ class Workspace:
     def models(self) -> dict:
         from .model import Model
         return {m.name: m for m in Model.list(self, latest=True)}
+
+    def counts(self) -> dict[str, int]:
+        """How many experiments, datasets, dataset_versions, compute_targets, models (names) and
+        model_versions the workspace holds."""
+        return info.counts(self.db.conn)
 
     def disk_usage(self) -> int:
         total = 0
@@ -187,19 +197,6 @@ class Workspace:
 
     def __hash__(self) -> int:
         return hash(self.path)
-
-
-class _Transaction:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type, exc, tb):
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        return False
 
 
 __all__ = ["Workspace", "WorkspaceError", "StoreError", "default_workspace_dir", "is_workspace"]

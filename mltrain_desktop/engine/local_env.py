@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from ..store import environments
 from .backends.base import PrepareError
 
 
@@ -39,7 +40,7 @@ def resolve_interpreter(workspace_dir: Path, db_conn, python: str | None, pip_pa
     if not python and not getattr(sys, "frozen", False):
         python = sys.executable  # what default_python() says from source, without importing interpreters
     if not python:
-        from .interpreters import NoTensorFlowInterpreter, default_python
+        from ..adapters.interpreters import NoTensorFlowInterpreter, default_python
         try:
             python = default_python()  # from source: sys.executable; a packaged app: one with TensorFlow
         except NoTensorFlowInterpreter as exc:
@@ -58,16 +59,14 @@ def resolve_interpreter(workspace_dir: Path, db_conn, python: str | None, pip_pa
     py = venv / "bin" / "python"
     with open(root / f"{h}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        now = time.time()
         if (venv / ".complete").is_file():
             log(f"environment {h}: found in cache ({venv}), packages {pip_packages}")
-            db_conn.execute("UPDATE environments SET last_used=? WHERE hash=?", [now, h])
+            environments.touch(db_conn, h)
             return str(py), h
         shutil.rmtree(venv, ignore_errors=True)
         log(f"environment {h}: building a virtual environment with {pip_packages} over {base}")
-        db_conn.execute("INSERT OR REPLACE INTO environments (hash, kind, spec, location, state, created, last_used) "
-                        "VALUES (?, 'venv', ?, ?, 'Building', ?, ?)",
-                        [h, json.dumps({"python": base, "pip": sorted(pip_packages)}), str(venv), now, now])
+        environments.start_build(db_conn, h, "venv", json.dumps({"python": base, "pip": sorted(pip_packages)}),
+                                 str(venv))
         _run([base, "-m", "venv", "--without-pip", str(venv)], log, cancelled, "creating the virtual environment")
         site = _site_packages(str(py))[0]
         Path(site, "_mltrain_base.pth").write_text("\n".join(_site_packages(base)) + "\n")
@@ -75,7 +74,7 @@ def resolve_interpreter(workspace_dir: Path, db_conn, python: str | None, pip_pa
               "--progress-bar", "off", *pip_packages], log, cancelled,
              f"pip install {' '.join(pip_packages)}", cleanup=venv)
         (venv / ".complete").write_text(json.dumps({"built": time.time()}))
-        db_conn.execute("UPDATE environments SET state='Ready' WHERE hash=?", [h])
+        environments.mark_ready(db_conn, h)
         log(f"environment {h}: ready")
         return str(py), h
 

@@ -264,7 +264,7 @@ def _identify(values: dict, environ) -> tuple[str | None, int, int | None]:
 def task_environment(environ: dict, logs_dir: Path, task_type: str | None, index: int,
                      world_size: int | None) -> dict:
     """The script's environment: rank, metrics file and TF_CONFIG of this rank/task."""
-    from mltrain_desktop.engine import tf_config as tfc  # standard library only
+    from mltrain_desktop.adapters import tf_cluster as tfc  # standard library only
 
     env = dict(environ)
     tag = task_tag(task_type, index)
@@ -335,88 +335,62 @@ class _Tee:
         self.log.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    values, program = _parse(list(sys.argv[1:] if argv is None else argv))
-    logs_dir = Path(values["--logs-dir"])
-    task_type, index, world_size = _identify(values, os.environ)
-    tag = task_tag(task_type, index)
-    try:
-        env = task_environment(dict(os.environ), logs_dir, task_type, index, world_size)
-    except ValueError as exc:  # a cluster spec without this task: say so in the combined log
-        print(f"[{task_name(tag)}] rank_launcher: error: {exc}", flush=True)
-        return 2
+def _open_task_log(logs_dir: Path, tag: str, env: dict) -> bool:
+    """Makes sure this task's log can be written; without it the task keeps only the combined log."""
     try:
         logs_dir.mkdir(parents=True, exist_ok=True)
         with open(log_file(logs_dir, tag), "ab"):
             pass
-        writable = True
-    except OSError as exc:  # a remote host without the run folder: keep only the combined log
+        return True
+    except OSError as exc:  # a remote host without the run folder
         print(f"[{task_name(tag)}] rank_launcher: cannot write to {logs_dir} on {socket.gethostname()} "
               f"({exc.strerror}); this rank's output goes only to the combined log and its metrics "
               "are not kept: put the run folder on a shared filesystem", flush=True)
-        writable = False
         env[ENV_METRICS] = os.devnull
+        return False
 
+
+def _script_command(program: list[str], under_mpirun: bool, env: dict) -> list[str]:
     cmd = [sys.executable]
-    under_mpirun = task_type is None and values["--rank"] is None
     if under_mpirun and program[0].endswith(".py") and env.get("MLTRAIN_MPI4PY", "1") != "0" \
             and importlib.util.find_spec("mpi4py") is not None:
         cmd += ["-m", "mpi4py"]
-    cmd += program
+    return cmd + program
 
-    watch_pid = int(values["--watch-pid"]) if values["--watch-pid"] else None
-    watch_ident = _start_identity(watch_pid) if watch_pid else None
-    parent = os.getppid() if task_type is None else None  # under mpirun: stop when it goes
 
-    record = {"tag": tag, "name": task_name(tag), "rank": int(env[ENV_RANK]), "task_type": task_type or "rank",
-              "task_index": index, "host": socket.gethostname(), "launcher_pid": os.getpid(),
-              "log": str(log_file(logs_dir, tag)), "started": time.time()}
-    spath = status_file(logs_dir, tag) if writable else None
-    tee = _Tee(log_file(logs_dir, tag) if writable else Path(os.devnull), f"[{task_name(tag)}] ")
+class _Stopper:
+    """Stops the script once, for the first reason that comes; every stop path ends with SIGKILL."""
 
-    stopping = {"reason": None}
-    child: subprocess.Popen | None = None
+    def __init__(self):
+        self.reason: str | None = None
+        self.deadline = 0.0
+        self.child: subprocess.Popen | None = None
 
-    def stop_child(reason: str, signals=(signal.SIGTERM, signal.SIGINT)) -> None:
-        if stopping["reason"] is None:
-            stopping["reason"] = reason
-            stopping["deadline"] = time.monotonic() + _STOP_GRACE_S
-        if child is not None and child.poll() is None:
+    def stop(self, reason: str, signals=(signal.SIGTERM, signal.SIGINT)) -> None:
+        if self.reason is None:
+            self.reason = reason
+            self.deadline = time.monotonic() + _STOP_GRACE_S
+        if self.child is not None and self.child.poll() is None:
             for s in signals:
                 try:
-                    child.send_signal(s)
+                    self.child.send_signal(s)
                 except OSError:
                     pass
 
-    def on_signal(signum, _frame):
+    def on_signal(self, signum, _frame) -> None:
         if signum == signal.SIGINT:
-            stop_child("interrupted (SIGINT)", (signal.SIGINT,))
+            self.stop("interrupted (SIGINT)", (signal.SIGINT,))
         else:
-            stop_child(f"stopped by {signal.Signals(signum).name}")
+            self.stop(f"stopped by {signal.Signals(signum).name}")
 
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_signal)
+    def kill_if_overdue(self) -> None:
+        if self.reason is not None and time.monotonic() > self.deadline and self.child.poll() is None:
+            self.child.kill()
 
-    if stopping["reason"] is None:
-        try:
-            child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, preexec_fn=_pdeathsig(), close_fds=True)
-        except OSError as exc:
-            tee.feed(f"rank_launcher: cannot start {cmd[0]}: {exc}\n".encode())
-            tee.close()
-            write_status(spath, {**record, "ended": time.time(), "exit_code": 127, "signal": None})
-            return 127
-    if child is None:  # stopped before the script started
-        tee.close()
-        write_status(spath, {**record, "ended": time.time(), "exit_code": 143, "signal": None,
-                             "stopped": stopping["reason"]})
-        return 143
-    record["pid"] = child.pid
-    write_status(spath, record)
-    if stopping["reason"] is not None:  # a signal came while the script was starting
-        stopping["reason"] = None
-        stop_child("stopped while starting")
 
+def _pump(child: subprocess.Popen, tee: "_Tee", stopper: _Stopper, parent: int | None,
+          watch_pid: int | None, watch_ident) -> None:
+    """Copies the script's output into its log until it ends; stops it when what it depends on goes."""
     fd = child.stdout.fileno()
     while True:
         try:
@@ -432,19 +406,68 @@ def main(argv: list[str] | None = None) -> int:
             tee.flush(idle_only=True)
             if child.poll() is not None:  # ended; a leftover grandchild may hold the pipe open
                 break
-        if stopping["reason"] is None:
+        if stopper.reason is None:
             if parent is not None and os.getppid() != parent:
-                stop_child("its mpirun went away")
+                stopper.stop("its mpirun went away")
             elif watch_pid is not None and not _alive(watch_pid, watch_ident):
-                stop_child(f"the process it watches (pid {watch_pid}, the chief) ended")
-        elif time.monotonic() > stopping["deadline"] and child.poll() is None:
-            child.kill()  # every stop path ends with SIGKILL
+                stopper.stop(f"the process it watches (pid {watch_pid}, the chief) ended")
+        else:
+            stopper.kill_if_overdue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    values, program = _parse(list(sys.argv[1:] if argv is None else argv))
+    logs_dir = Path(values["--logs-dir"])
+    task_type, index, world_size = _identify(values, os.environ)
+    tag = task_tag(task_type, index)
+    try:
+        env = task_environment(dict(os.environ), logs_dir, task_type, index, world_size)
+    except ValueError as exc:  # a cluster spec without this task: say so in the combined log
+        print(f"[{task_name(tag)}] rank_launcher: error: {exc}", flush=True)
+        return 2
+    writable = _open_task_log(logs_dir, tag, env)
+    cmd = _script_command(program, task_type is None and values["--rank"] is None, env)
+    watch_pid = int(values["--watch-pid"]) if values["--watch-pid"] else None
+    watch_ident = _start_identity(watch_pid) if watch_pid else None
+    parent = os.getppid() if task_type is None else None  # under mpirun: stop when it goes
+
+    record = {"tag": tag, "name": task_name(tag), "rank": int(env[ENV_RANK]), "task_type": task_type or "rank",
+              "task_index": index, "host": socket.gethostname(), "launcher_pid": os.getpid(),
+              "log": str(log_file(logs_dir, tag)), "started": time.time()}
+    spath = status_file(logs_dir, tag) if writable else None
+    tee = _Tee(log_file(logs_dir, tag) if writable else Path(os.devnull), f"[{task_name(tag)}] ")
+    stopper = _Stopper()
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, stopper.on_signal)
+
+    if stopper.reason is None:
+        try:
+            stopper.child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                             stderr=subprocess.STDOUT, preexec_fn=_pdeathsig(), close_fds=True)
+        except OSError as exc:
+            tee.feed(f"rank_launcher: cannot start {cmd[0]}: {exc}\n".encode())
+            tee.close()
+            write_status(spath, {**record, "ended": time.time(), "exit_code": 127, "signal": None})
+            return 127
+    child = stopper.child
+    if child is None:  # stopped before the script started
+        tee.close()
+        write_status(spath, {**record, "ended": time.time(), "exit_code": 143, "signal": None,
+                             "stopped": stopper.reason})
+        return 143
+    record["pid"] = child.pid
+    write_status(spath, record)
+    if stopper.reason is not None:  # a signal came while the script was starting
+        stopper.reason = None
+        stopper.stop("stopped while starting")
+
+    _pump(child, tee, stopper, parent, watch_pid, watch_ident)
     rc = child.wait()
     tee.close()
     sig = -rc if rc < 0 else None
     final = {**record, "ended": time.time(), "exit_code": rc, "signal": sig}
-    if stopping["reason"]:
-        final["stopped"] = stopping["reason"]
+    if stopper.reason:
+        final["stopped"] = stopper.reason
     write_status(spath, final)
     return 128 + sig if sig else rc
 

@@ -1,4 +1,4 @@
-"""What a client does on opening a workspace: find runs whose supervisor died and settle them.
+"""Settling what crashed clients left: runs whose supervisor died, containers whose owner is over.
 
 A Docker run whose container may still be alive gets a new supervisor that reattaches; any
 other unfinished run whose supervisor is gone is marked Failed with that reason, and what is
@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import json
 
-from ..core.run_store import ACTIVE_STATES, set_status
-from .process import is_same_process_alive, stop_tree
-from .status import RunStatus
+from ..store import runs, targets
+from ..store.runs import set_status
+from ..adapters.process import is_same_process_alive, stop_tree
+from ..domain.run_state import RunStatus
 
 REATTACH_KINDS = {"docker"}
 _GRACE_SECONDS = 10.0
 
 
-def recover_orphaned_runs(workspace) -> list[str]:
+def recover_orphaned_runs(workspace_dir, conn) -> list[str]:
+    """Settles every unfinished run whose supervisor is gone; returns the ids it settled."""
     import time
-    conn = workspace.db.conn
-    rows = conn.execute(
-        f"SELECT r.id, r.status, r.supervisor_pid, r.supervisor_started, r.backend_state, r.created, "
-        f"COALESCE(t.kind, '') FROM runs r LEFT JOIN compute_targets t ON t.name = r.compute "
-        f"WHERE r.status IN ({','.join('?' * len(ACTIVE_STATES))})", ACTIVE_STATES).fetchall()
+    rows = runs.active_runs_with_target_kind(conn)
     settled = []
     for run_id, status, pid, started, backend_state, created, kind in rows:
         if is_same_process_alive(pid, started):
@@ -32,12 +30,10 @@ def recover_orphaned_runs(workspace) -> list[str]:
         state = json.loads(backend_state or "{}")
         if kind in REATTACH_KINDS and status == "Running" and state:
             # Claim it so that only one client restarts the supervisor.
-            claimed = conn.execute("UPDATE runs SET supervisor_pid=-1 WHERE id=? AND supervisor_pid IS ?",
-                                   [run_id, pid]).rowcount
-            if claimed:
+            if runs.claim_supervisor(conn, run_id, pid):
                 from .supervisor import spawn
-                new_pid, ct = spawn(workspace.path, run_id, reattach=True)
-                conn.execute("UPDATE runs SET supervisor_pid=?, supervisor_started=? WHERE id=?", [new_pid, ct, run_id])
+                new_pid, ct = spawn(workspace_dir, run_id, reattach=True)
+                runs.record_supervisor(conn, run_id, new_pid, ct)
                 settled.append(run_id)
             continue
         if state.get("pid"):
@@ -47,18 +43,17 @@ def recover_orphaned_runs(workspace) -> list[str]:
                       error=f"the run's supervisor process (pid {pid}) ended unexpectedly while the run was "
                             f"{status}; the job was stopped. Submit the run again."):
             settled.append(run_id)
-    _clean_docker_orphans(workspace, conn)
+    _clean_docker_orphans(workspace_dir, conn)
     return settled
 
 
-def _clean_docker_orphans(workspace, conn) -> None:
+def _clean_docker_orphans(workspace_dir, conn) -> None:
     """Removes containers of this workspace whose runs are already over (never raises)."""
-    cfgs = [json.loads(c) for (c,) in conn.execute("SELECT config FROM compute_targets WHERE kind='docker'")]
+    cfgs = targets.configs_of_kind(conn, "docker")
     if not cfgs:
         return
     from .backends.docker import clean_orphans_for_targets
-    live = [r for (r,) in conn.execute(f"SELECT id FROM runs WHERE status IN ({','.join('?' * len(ACTIVE_STATES))})",
-                                       ACTIVE_STATES)]
-    clean_orphans_for_targets(workspace.path, cfgs, live)
+    live = runs.active_run_ids(conn)
+    clean_orphans_for_targets(workspace_dir, cfgs, live)
     from .backends.docker_cluster import clean_orphan_networks_for_targets
-    clean_orphan_networks_for_targets(workspace.path, cfgs, live)
+    clean_orphan_networks_for_targets(workspace_dir, cfgs, live)

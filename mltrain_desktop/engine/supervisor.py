@@ -13,13 +13,16 @@ import sys
 import time
 from pathlib import Path
 
-from ..core.metrics_ingest import ingest_file
-from ..core.run_store import ACTIVE_STATES, get_status, set_status, update_fields
+from ..store import environments, targets
+from ..store import runs as run_rows
+from ..store.db import DB_FILE, connect
+from ..store.metrics import ingest_file
+from ..store.runs import get_status, set_status, update_fields
 from .backends import backend_for
 from .backends.base import JobContext, JobHandle, PrepareError
 from .jobkit import jobkit_dir
-from .process import process_identity
-from .status import RunStatus
+from ..adapters.process import process_identity
+from ..domain.run_state import RunStatus
 
 POLL_SECONDS = 0.25
 _SAVED_PYTHONPATH = "MLTRAIN_SUBMITTER_PYTHONPATH"  # JSON: the submitter's PYTHONPATH or null
@@ -60,19 +63,19 @@ def error_tail(log_path: Path, lines: int = ERROR_TAIL_LINES) -> str:
 
 class Supervisor:
     def __init__(self, workspace_dir: str, run_id: str):
-        from ..core.workspace import Workspace
-        self.ws = Workspace(workspace_dir, _recover=False)
-        self.conn = self.ws.db.conn
+        self.workspace_dir = Path(workspace_dir).expanduser().resolve()
+        self.db = connect(self.workspace_dir / DB_FILE)
+        self.conn = self.db.conn
         self.run_id = run_id
-        self.run_dir = self.ws.runs_dir / run_id
+        self.run_dir = self.workspace_dir / "runs" / run_id
         self.logs_dir = self.run_dir / "logs"
         self.log = DriverLog(self.logs_dir / "driver.log")
-        row = self.conn.execute("SELECT spec, compute, backend_state FROM runs WHERE id=?", [run_id]).fetchone()
+        row = run_rows.get(self.conn, run_id)
         if row is None:
             raise SystemExit(f"no run {run_id} in {workspace_dir}")
-        self.spec = json.loads(row[0])
-        self.compute = row[1]
-        self.saved_state = json.loads(row[2] or "{}")
+        self.spec = json.loads(row["spec"])
+        self.compute = row["compute"]
+        self.saved_state = json.loads(row["backend_state"] or "{}")
         self.handle: JobHandle | None = None
         self.ctx: JobContext | None = None
 
@@ -86,8 +89,7 @@ class Supervisor:
         update_fields(self.conn, self.run_id, **fields)
 
     def cancel_requested(self) -> bool:
-        row = self.conn.execute("SELECT cancel_requested FROM runs WHERE id=?", [self.run_id]).fetchone()
-        return bool(row and row[0])
+        return run_rows.cancel_requested(self.conn, self.run_id)
 
     def move(self, status: RunStatus, detail: str = "", **fields) -> bool:
         ok = set_status(self.conn, self.run_id, status, detail, **fields)
@@ -109,12 +111,10 @@ class Supervisor:
                 self.log(f"[mltrain] metric ingestion from {f.name} failed once: {exc}")
 
     def target(self) -> dict:
-        row = self.conn.execute("SELECT name, kind, config, probe, state, state_detail FROM compute_targets "
-                                "WHERE name=?", [self.compute]).fetchone()
+        row = targets.get(self.conn, self.compute)
         if row is None:
             raise PrepareError(f"compute target {self.compute!r} no longer exists; submit to another target")
-        return {"name": row[0], "kind": row[1], "config": json.loads(row[2]), "probe": json.loads(row[3]),
-                "state": row[4], "detail": row[5]}
+        return {k: row[k] for k in ("name", "kind", "config", "probe", "state", "detail")}
 
     # -- stages --------------------------------------------------------------------------------
     def wait_for_slot(self, target: dict) -> None:
@@ -123,34 +123,14 @@ class Supervisor:
         while True:
             if self.cancel_requested():
                 raise Canceled()
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                busy = self.conn.execute(
-                    "SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ('Preparing','Running','Finalizing')",
-                    [self.compute]).fetchone()[0]
-                status, created = self.conn.execute("SELECT status, created FROM runs WHERE id=?",
-                                                    [self.run_id]).fetchone()
-                if status != "Queued":
-                    self.conn.execute("ROLLBACK")
-                    raise Canceled() if status == "Canceled" else PrepareError(f"run is {status}, not Queued")
-                # First come, first served: runs queued before this one get the free slots first.
-                ahead = self.conn.execute(
-                    "SELECT COUNT(*) FROM runs WHERE compute=? AND status='Queued' AND "
-                    "(created < ? OR (created = ? AND rowid < (SELECT rowid FROM runs WHERE id=?)))",
-                    [self.compute, created, created, self.run_id]).fetchone()[0]
-                if busy + ahead < limit:
-                    now = time.time()
-                    self.conn.execute("UPDATE runs SET status='Preparing' WHERE id=?", [self.run_id])
-                    self.conn.execute("INSERT INTO run_events (run_id, status, at, detail) VALUES (?,?,?,?)",
-                                      [self.run_id, "Preparing", now, ""])
-                    self.conn.execute("COMMIT")
-                    self.log("[mltrain] Preparing")
-                    return
-                self.conn.execute("ROLLBACK")
-            except BaseException:
-                if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
-                raise
+            taken, status = run_rows.take_slot(self.conn, self.run_id, self.compute, limit)
+            if taken:
+                self.log("[mltrain] Preparing")
+                return
+            if status == RunStatus.CANCELED:
+                raise Canceled()
+            if status != RunStatus.QUEUED:
+                raise PrepareError(f"run is {status or 'gone from the workspace'}, not Queued")
             if not announced:
                 self.log(f"[mltrain] waiting: compute target {self.compute} runs {limit} run(s) at a time")
                 announced = True
@@ -164,21 +144,11 @@ class Supervisor:
             if isinstance(item, dict):
                 name = item["input"]
                 if name not in inputs:
-                    from ..core.dataset import Dataset, DatasetError
-                    try:
-                        ds = Dataset.get_by_id(self.ws, item["version_id"])
-                        path = ds.mount_path()
-                        if item.get("mode") == "download":
-                            dest = self.run_dir / "inputs" / name
-                            if not dest.exists():
-                                ds.download(dest)
-                            path = dest
-                    except DatasetError as exc:
-                        raise PrepareError(f"dataset input {name!r}: {exc}") from exc
-                    self.log(f"[mltrain] input {name}: dataset {ds.name} version {ds.version} "
+                    path, ds_name, ds_version = self.dataset_input(name, item)
+                    self.log(f"[mltrain] input {name}: dataset {ds_name} version {ds_version} "
                              f"({item.get('mode', 'mount')}) at {path}")
                     inputs[name] = {"path": str(path), "mode": item.get("mode", "mount"),
-                                    "dataset": ds.name, "version": ds.version}
+                                    "dataset": ds_name, "version": ds_version}
                 arguments.append(inputs[name]["path"])
             else:
                 arguments.append(str(item))
@@ -193,22 +163,39 @@ class Supervisor:
             env[f"AZUREML_DATAREFERENCE_{name}"] = info["path"]
             env[f"MLTRAIN_INPUT_{name}"] = info["path"]
         return JobContext(
-            run_id=self.run_id, workspace_dir=self.ws.path, run_dir=self.run_dir,
+            run_id=self.run_id, workspace_dir=self.workspace_dir, run_dir=self.run_dir,
             snapshot_dir=self.run_dir / "snapshot", outputs_dir=self.run_dir / "outputs", logs_dir=self.logs_dir,
-            jobkit_dir=jobkit_dir(self.ws.path), entry_script=spec["entry_script"], arguments=arguments,
+            jobkit_dir=jobkit_dir(self.workspace_dir), entry_script=spec["entry_script"], arguments=arguments,
             environment_variables=env, target=target, spec=spec, inputs=inputs, raw_arguments=spec["arguments"],
             log=self.log, cancel_requested=self.cancel_requested)
+
+    def dataset_input(self, name: str, item: dict) -> tuple[Path, str, int]:
+        """The folder a dataset input is read from: the version's read-only folder, or a private copy."""
+        from ..domain.errors import DatasetError
+        from ..store import catalog
+        try:
+            vid, ds_name, version = catalog.dataset_version(self.conn, item["version_id"])[:3]
+            files = catalog.dataset_files(self.conn, vid)
+            path = catalog.dataset_folder(self.workspace_dir, vid, f"{ds_name}:{version}", files)
+            if item.get("mode") == "download":
+                dest = self.run_dir / "inputs" / name
+                if not dest.exists():
+                    catalog.copy_dataset(path, files, dest)
+                path = dest
+        except DatasetError as exc:
+            raise PrepareError(f"dataset input {name!r}: {exc}") from exc
+        return path, ds_name, version
 
     def check_gpu(self, target: dict) -> None:
         if not self.spec.get("use_gpu") or target["kind"] != "local":
             return
-        from ..core.compute_local import list_gpus
+        from ..adapters.gpus import list_gpus
         gpus = list_gpus()
         if not gpus:
             raise PrepareError(
                 f"use_gpu=True but compute target {target['name']!r} has no GPU (nvidia-smi lists none; "
                 "GPUs it has: none). Submit with use_gpu=False, or to a target with GPUs.")
-        self.log(f"[mltrain] GPUs: " + ", ".join(f"{g['index']}: {g['name']}" for g in gpus))
+        self.log("[mltrain] GPUs: " + ", ".join(f"{g['index']}: {g['name']}" for g in gpus))
 
     def prepare(self) -> tuple[JobContext, object]:
         target = self.target()
@@ -219,7 +206,7 @@ class Supervisor:
             from .local_env import resolve_interpreter
             env = self.spec.get("environment") or {}
             interpreter, env_hash = resolve_interpreter(
-                self.ws.path, self.conn, env.get("python") or target["config"].get("python"),
+                self.workspace_dir, self.conn, env.get("python") or target["config"].get("python"),
                 env.get("pip_packages") or [], self.log, self.cancel_requested)
             ctx.interpreter = interpreter
             if env_hash:
@@ -237,11 +224,8 @@ class Supervisor:
         rec = getattr(backend, "environment_record", lambda: None)()
         if not rec:
             return
-        now = time.time()
-        self.conn.execute(
-            "INSERT INTO environments (hash, kind, spec, location, state, created, last_used) VALUES (?,?,?,?,?,?,?) "
-            "ON CONFLICT(hash) DO UPDATE SET location=excluded.location, state=excluded.state, last_used=excluded.last_used",
-            [rec["hash"], rec["kind"], rec["spec"], rec["location"], rec.get("state", "Ready"), now, now])
+        environments.record(self.conn, rec["hash"], rec["kind"], rec["spec"], rec["location"],
+                            rec.get("state", "Ready"))
         update_fields(self.conn, self.run_id, environment_hash=rec["hash"])
 
     def watch(self) -> int:
@@ -284,7 +268,7 @@ class Supervisor:
         if status is None or RunStatus(status).is_terminal():
             return 0
         try:
-            if reattach and status in ("Running",):
+            if reattach and status == RunStatus.RUNNING:
                 target = self.target()
                 self.ctx = self.build_context(target)
                 backend = backend_for(target, self.spec)
@@ -387,7 +371,7 @@ def _fast_start(argv: list[str], env: dict[str, str]) -> list[str]:
 
 def spawn(workspace_dir: Path, run_id: str, reattach: bool = False) -> tuple[int, float | None]:
     """Starts a detached supervisor for ``run_id``; returns (pid, create_time)."""
-    from .process import start_process
+    from ..adapters.process import start_process
     logs = Path(workspace_dir) / "runs" / run_id / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)

@@ -4,9 +4,9 @@
   thread opens its own workspace connection (SQLite connections are never shared across
   threads); ``state`` reports progress and answers "was I cancelled?". Results, errors and
   progress come back as Qt signals on the GUI thread (the Orange pattern).
-* :class:`DbWatcher` is a thread that polls ``PRAGMA data_version`` on its own connection and,
-  when another connection committed, works out which topics changed (runs, datasets, compute,
-  models, experiments) from cheap aggregates, and emits :attr:`DbWatcher.changed`.
+* :class:`DbWatcher` is a thread that polls the app's :class:`~mltrain_desktop.app.watch.ChangeWatch`
+  (its own connection) and, when another connection committed and topics changed (runs,
+  datasets, compute, models, experiments, endpoints), emits :attr:`DbWatcher.changed`.
 * :class:`RunFollower` is a thread that follows one run: state and timeline, new metric points
   (``after_step``, incrementally), new log text (by byte offset) and the outputs listing.
 """
@@ -22,7 +22,10 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 
-from ..core.workspace import DB_FILE, Workspace
+from ..app.queries import run_state
+from ..app.watch import ChangeWatch, WorkspaceLost
+from ..core.workspace import Workspace
+from ..domain.run_state import RunStatus
 from .widgets.file_tail import FileTailer
 
 _local = threading.local()
@@ -36,7 +39,7 @@ def thread_workspace(path: str | Path) -> Workspace:
     key = str(path)
     ws = cache.get(key)
     if ws is None:
-        ws = cache[key] = Workspace(path, _recover=False)
+        ws = cache[key] = Workspace(path)
     return ws
 
 
@@ -177,32 +180,12 @@ class Bridge(QObject):
 
 # ------------------------------------------------------------------------------ watching the DB
 
-TOPIC_QUERIES = {
-    "runs": "SELECT (SELECT COUNT(*) FROM runs), (SELECT MAX(id) FROM run_events), "
-            "(SELECT COALESCE(SUM(cancel_requested), 0) FROM runs "
-            "WHERE status NOT IN ('Completed','Failed','Canceled'))",
-    "experiments": "SELECT COUNT(*), MAX(id) FROM experiments",
-    "datasets": "SELECT (SELECT COUNT(*) FROM datasets), (SELECT MAX(id) FROM dataset_versions), "
-                "(SELECT COUNT(*) FROM dataset_versions)",
-    "compute": "SELECT COUNT(*), MAX(updated), GROUP_CONCAT(state) FROM compute_targets",
-    "models": "SELECT COUNT(*), MAX(id) FROM models",
-    "endpoints": "SELECT COUNT(*), MAX(updated), GROUP_CONCAT(name || ':' || state) FROM endpoints",
-}
-
-
-def open_reader(path: str | Path) -> sqlite3.Connection:
-    """A plain connection for one thread, with the store's pragmas (busy timeout, WAL)."""
-    conn = sqlite3.connect(str(Path(path) / DB_FILE), timeout=30, isolation_level=None,
-                           check_same_thread=True)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    return conn
-
-
 class DbWatcher(QThread):
     """Polls the workspace database; emits ``changed(topics)`` when another connection wrote.
 
-    ``topics`` is a set of names from :data:`TOPIC_QUERIES` plus ``"metrics"`` for any other
-    write (metric ingestion, tags). ``lost(message)`` when the database disappears.
+    ``topics`` is a set of names from :data:`mltrain_desktop.store.changes.TOPICS` plus
+    ``"metrics"`` for any other write (metric ingestion, tags). ``lost(message)`` when the
+    database disappears.
     """
 
     changed = Signal(object)
@@ -220,39 +203,21 @@ class DbWatcher(QThread):
 
     def run(self) -> None:  # watcher thread
         try:
-            conn = open_reader(self.path)
-        except sqlite3.Error as exc:
-            self.lost.emit(f"cannot read {self.path / DB_FILE}: {exc}")
+            watch = ChangeWatch(self.path)
+        except WorkspaceLost as exc:
+            self.lost.emit(str(exc))
             return
-        last_version = None
-        signature: dict[str, tuple] = {}
         try:
             while not self._stop.wait(self.interval):
-                if not (self.path / DB_FILE).exists():
-                    self.lost.emit(f"the workspace database {self.path / DB_FILE} was removed")
-                    return
                 try:
-                    version = conn.execute("PRAGMA data_version").fetchone()[0]
-                    if version == last_version:
-                        continue
-                    topics = set()
-                    for topic, sql in TOPIC_QUERIES.items():
-                        try:
-                            sig = tuple(conn.execute(sql).fetchone())
-                        except sqlite3.OperationalError as exc:
-                            if "no such" not in str(exc):
-                                raise
-                            sig = ()  # a table this workspace's schema lacks: that topic never changes
-                        if signature.get(topic) != sig:
-                            signature[topic] = sig
-                            topics.add(topic)
-                    topics.add("metrics")
-                    last_version = version
-                except sqlite3.Error:
-                    continue  # busy or mid-migration: try again next tick
-                self.changed.emit(topics)
+                    topics = watch.poll()
+                except WorkspaceLost as exc:
+                    self.lost.emit(str(exc))
+                    return
+                if topics:
+                    self.changed.emit(topics)
         finally:
-            conn.close()
+            watch.close()
 
 
 # ------------------------------------------------------------------------------ following a run
@@ -305,7 +270,7 @@ class RunFollower(QThread):
     def run(self) -> None:  # follower thread
         from ..core.runs import Run
         try:
-            ws = Workspace(self.ws_path, _recover=False)
+            ws = Workspace(self.ws_path)
         except Exception as exc:  # noqa: BLE001
             self.gone.emit(f"cannot open the workspace: {exc}")
             return
@@ -320,7 +285,7 @@ class RunFollower(QThread):
                     self.gone.emit(str(exc))
                     return
                 try:
-                    st = _run_state(ws, run)
+                    st = run_state(ws, run)
                 except Exception as exc:  # noqa: BLE001
                     self.gone.emit(str(exc))
                     return
@@ -328,7 +293,7 @@ class RunFollower(QThread):
                     last_state = st
                     self.state.emit(st)
                 self._poll_metrics(run)
-                terminal = st["status"] in ("Completed", "Failed", "Canceled")
+                terminal = RunStatus(st["status"]).is_terminal()
                 # folder listings are the slow part of a poll: every 4th poll while running
                 if polls % 4 == 0 or terminal or last_logs is None:
                     logs = _log_names(run.run_dir)
@@ -389,21 +354,6 @@ def _as_floats(values: list) -> np.ndarray:
         return np.array(values, dtype=np.float64)
     except (TypeError, ValueError):
         return np.array([v if isinstance(v, (int, float)) else None for v in values], dtype=np.float64)
-
-
-def _run_state(ws, run) -> dict:
-    row = run._require_row()
-    events = run.get_events()
-    inputs = ws.db.execute(
-        "SELECT i.name, i.mode, d.name, v.version FROM run_inputs i JOIN dataset_versions v "
-        "ON v.id=i.dataset_version_id JOIN datasets d ON d.id=v.dataset_id WHERE i.run_id=? ORDER BY i.name",
-        [run.id]).fetchall()
-    return {"id": run.id, "experiment": run.experiment.name, "number": row["number"], "status": row["status"],
-            "compute": row["compute"], "created": row["created"], "started": row["started"],
-            "ended": row["ended"], "exit_code": row["exit_code"], "error": row["error"], "spec": row["spec"],
-            "tags": row["tags"], "events": events, "run_dir": str(run.run_dir),
-            "run_dir_exists": run.run_dir.is_dir(),
-            "inputs": [{"input": n, "mode": m, "dataset": d, "version": v} for n, m, d, v in inputs]}
 
 
 def _log_names(run_dir: Path) -> list[str]:

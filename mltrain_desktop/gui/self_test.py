@@ -22,12 +22,13 @@ import time
 import traceback
 from pathlib import Path
 
+from ..domain.run_state import TERMINAL
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 TARGET = "selftest-local"
 EXPERIMENT = "self-test"
 MODEL = "self-test-model"
-TERMINAL = ("Completed", "Failed", "Canceled")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,7 +253,7 @@ class SelfTest:
         from ..core.runs import Run
         from ..core.workspace import Workspace
         try:
-            ws = Workspace(self.workspace, _recover=False)
+            ws = Workspace(self.workspace)
             try:
                 details = Run.get(ws, self.run_id).get_details()
                 text, _ = Run.get(ws, self.run_id).read_log("driver.log")
@@ -286,7 +287,7 @@ def _cancel_leftover(workspace: Path, run_id: str | None) -> None:
     from ..core.runs import Run
     from ..core.workspace import Workspace
     try:
-        ws = Workspace(workspace, _recover=False)
+        ws = Workspace(workspace)
         try:
             run = Run.get(ws, run_id)
             if not run.is_terminal():
@@ -314,7 +315,7 @@ def run(args: argparse.Namespace, app=None) -> int:
     say(f"MLTrain Desktop {version_string()}; Python {sys.version.split()[0]}"
         + (" (packaged)" if getattr(sys, "frozen", False) else " (from source)"))
 
-    from ..engine import interpreters
+    from ..adapters import interpreters
     if args.python:
         interp = interpreters.check(args.python, "--python")
         if not interp.has_tensorflow:

@@ -1,1 +1,2 @@
-"""The local inference service: a TensorFlow-Serving-compatible REST server for one model (``server``), its wire protocol (``protocol``) and request counters (``stats``)."""
+"""The local inference service: the server (server.py entry point; model_discovery, model_loading,
+entry_script, auth, http_handler, protocol, stats) and endpoint containers (container.py)."""

@@ -10,21 +10,11 @@ import json
 import os
 import socket
 
-from ..core.errors import UserErrorException
+from ..domain.errors import UserErrorException
 
 CONTAINER_PORT = 8501
 LABEL_WORKSPACE = "mltrain.workspace"
 LABEL_ENDPOINT = "mltrain.endpoint"
-
-
-class DockerWebservice:
-    @staticmethod
-    def deploy_configuration(compute_target: str, port: int | None = None, image: str | None = None,
-                             max_body_bytes: int = 10 << 20) -> dict:
-        if not compute_target:
-            raise UserErrorException("a Docker deployment needs compute_target, the name of a docker target")
-        return {"kind": "docker", "compute_target": compute_target, "port": port or 0, "image": image,
-                "max_body_bytes": int(max_body_bytes)}
 
 
 def _free_port() -> int:
@@ -33,23 +23,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _target_config(workspace, name: str) -> dict:
-    from ..core.compute import ComputeTarget
-    t = ComputeTarget(workspace, name)
-    if t.kind != "docker":
-        raise UserErrorException(f"compute target {name!r} is a {t.kind} target; a container deployment needs "
-                                 "a docker target")
-    return t.config
-
-
 def _client(config: dict):
-    from ..core.compute_docker import docker_client
+    from ..adapters.docker.engine import docker_client
     return docker_client(config)
 
 
-def start_container(workspace, row: dict, model, config: dict, server_args) -> tuple[str, int]:
+def start_container(workspace, row: dict, model, config: dict, target: dict, server_args) -> tuple[str, int]:
+    """Starts the endpoint's container on the docker target whose configuration is ``target``."""
     from ..engine.jobkit import jobkit_dir
-    target = _target_config(workspace, config["compute_target"])
     image = config.get("image") or target.get("image")
     if not image:
         raise UserErrorException(f"compute target {config['compute_target']!r} names no image; set one, or pass "

@@ -7,6 +7,7 @@ from pathlib import Path
 from .migrations import LATEST, MIGRATIONS
 
 BUSY_TIMEOUT_MS = 30_000
+DB_FILE = "workspace.db"  # the database inside a workspace folder
 
 
 class StoreError(RuntimeError):

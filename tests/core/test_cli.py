@@ -64,6 +64,12 @@ def test_flow_through_the_cli(tmp_path):
                            "--memory-gb", "0.5", "--tag", "a=b").stdout)
     assert m["id"] == "cli-model:1" and m["resource_configuration"] == {"cpu": 1.0, "memory_in_gb": 0.5}
     assert "cli-model" in mltrain("-w", w, "model", "list").stdout
+    shown = json.loads(mltrain("-w", w, "--json", "workspace", "show").stdout)
+    assert (shown["runs"], shown["experiments"], shown["datasets"], shown["models"]) == ({"Completed": 1}, 1, 1, 1)
+    assert json.loads(mltrain("-w", w, "--json", "run", "list", "--status", "Failed").stdout) == []
+    listed = json.loads(mltrain("-w", w, "--json", "run", "list", "-e", "cli", "--limit", "1").stdout)
+    assert [r["id"] for r in listed] == [rid] and set(listed[0]) == {
+        "id", "experiment", "number", "status", "compute", "created", "started", "ended"}
     mltrain("-w", w, "model", "download", "cli-model", str(tmp_path / "dl"))
     assert (tmp_path / "dl" / "model" / "w.txt").is_file()
 

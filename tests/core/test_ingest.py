@@ -6,7 +6,7 @@ import math
 
 from hypothesis import given, settings, strategies as st
 
-from mltrain_desktop.core.metrics_ingest import ingest_file
+from mltrain_desktop.store.metrics import ingest_file
 from mltrain_desktop.store.db import connect
 
 
@@ -98,7 +98,7 @@ MIXED_LINES = [
 
 def test_small_pieces_and_batches_give_the_same_rows(tmp_path, monkeypatch):
     """Cutting a file into pieces and transactions never changes what is stored."""
-    from mltrain_desktop.core import metrics_ingest as mi
+    from mltrain_desktop.store import metrics as mi
     f = tmp_path / "metrics.jsonl"
     lines = MIXED_LINES * 3 + ['{"k":"m","n":"loss","s":%d,"v":%r,"t":%d}' % (i, 1 / (i + 1), i) for i in range(700)]
     f.write_text("\n".join(lines) + "\n")
@@ -137,7 +137,7 @@ def test_small_pieces_and_batches_give_the_same_rows(tmp_path, monkeypatch):
        st.integers(40, 4000))
 def test_any_float_stream_is_stored_in_order_whatever_the_piece_size(tmp_path_factory, points, piece):
     """The fast path and the many-rows-per-statement insert keep every point, in order."""
-    from mltrain_desktop.core import metrics_ingest as mi
+    from mltrain_desktop.store import metrics as mi
     from mltrain_desktop.run import Run as JobRun
     tmp = tmp_path_factory.mktemp("stream")
     f = tmp / "m.jsonl"

@@ -236,7 +236,7 @@ def test_run_survives_the_submitting_process(ws, make_script):
     assert run.get_metrics()["tick"] == [0, 1, 2, 3, 4, 5]
 
 
-def test_dead_supervisor_marks_the_run_failed_on_next_open(ws, make_script):
+def test_dead_supervisor_marks_the_run_failed_when_a_client_recovers(ws, make_script):
     src = make_script("import time; time.sleep(600)")
     run = submit(ws, src)
     deadline = time.time() + 60
@@ -247,6 +247,8 @@ def test_dead_supervisor_marks_the_run_failed_on_next_open(ws, make_script):
     psutil.Process(sup).kill()
     psutil.Process(sup).wait(5) if psutil.pid_exists(sup) else None
     reopened = Workspace(ws.path)
+    assert Run.get(reopened, run.id).get_status() == "Running"  # opening alone changes nothing
+    assert reopened.recover() == [run.id]
     r = Run.get(reopened, run.id)
     assert r.get_status() == "Failed"
     assert "supervisor process" in r.get_details()["error"]["message"]
@@ -271,6 +273,9 @@ def test_virtual_environment_built_once_and_reused(ws, make_script):
     assert "building a virtual environment" in first and "base visible" in first
     assert "found in cache" in second and "building" not in second
     assert "/envs/" in second
+    hashes = {r.get_details()["environmentHash"] for r in runs}
+    rows = ws.db.execute("SELECT hash, kind, state, last_used >= created FROM environments").fetchall()
+    assert len(hashes) == 1 and rows == [(hashes.pop(), "venv", "Ready", 1)]
 
 
 def test_pip_package_that_does_not_exist(ws, make_script):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from mltrain_desktop.engine import mpi_command as mc
-from mltrain_desktop.engine.mpi_command import HostSlots, HostsError
+from mltrain_desktop.adapters import mpirun as mc
+from mltrain_desktop.adapters.mpirun import HostSlots, HostsError
 
 PROGRAM = ["/venv/bin/python", "-m", "mltrain_desktop.engine.rank_launcher", "--logs-dir", "/r/logs",
            "--", "train.py", "--epochs", "2"]

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from mltrain_desktop.engine import tf_config as tfc
+from mltrain_desktop.adapters import tf_cluster as tfc
 
 
 def test_mpi_cluster_and_each_ranks_tf_config():

@@ -42,7 +42,7 @@ def docker_api(tmp_path_factory):
                        timeout=1200)
     if r.returncode != 0:
         pytest.fail(f"building the test images failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
-    from mltrain_desktop.core.compute_docker import api_client
+    from mltrain_desktop.adapters.docker.engine import api_client
     api = api_client({})
     yield api
     base = str(Path(tmp_path_factory.getbasetemp()).resolve())

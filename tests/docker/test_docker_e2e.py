@@ -13,7 +13,7 @@ from mltrain_desktop.core.compute_docker import DEFAULT_IMAGE, DockerCompute
 from mltrain_desktop.core.compute_target import ComputeTargetException
 from mltrain_desktop.core.runs import Run
 from mltrain_desktop.core.script_run_config import Environment
-from mltrain_desktop.engine.docker_images import environment_spec, environment_tag
+from mltrain_desktop.adapters.docker.images import environment_spec, environment_tag
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
 
@@ -153,7 +153,8 @@ def test_a_new_client_reattaches_after_the_supervisor_is_killed(ws, target, make
     run = submit(ws, make_script(TICKER.format(n=30, pause=0.2)))
     wait_for(lambda: len(run.get_metric_series("tick")[0]) >= 3, what="the first metrics")
     kill_supervisor(ws, run)
-    ws2 = Workspace(ws.path)  # opening the workspace finds the run and restarts its supervisor
+    ws2 = Workspace(ws.path)
+    assert ws2.recover() == [run.id]  # finds the run and restarts its supervisor
     run2 = Run.get(ws2, run.id)
     details = run2.wait_for_completion(raise_on_error=False, timeout=120)
     log = log_of(run2)
@@ -169,7 +170,7 @@ def test_a_container_removed_by_hand_while_the_app_was_closed(ws, target, docker
     kill_supervisor(ws, run)
     for c in workspace_containers(docker_api, ws.path):
         docker_api.remove_container(c["Id"], force=True)
-    run2 = Run.get(Workspace(ws.path), run.id)
+    run2 = Run.get(Workspace(ws.path), run.id)  # waiting on it settles it: a new supervisor finds no container
     details = run2.wait_for_completion(raise_on_error=False, timeout=60)
     assert details["status"] == "Failed"
     assert "could not be found again" in error_of(run2)
@@ -251,7 +252,7 @@ def test_orphans_of_finished_runs_are_removed_when_the_workspace_opens(ws, targe
     c = docker_api.create_container(TF_IMAGE, command=["sleep", "60"], labels={
         "mltrain.workspace": str(ws.path.resolve()), "mltrain.run": run.id, "mltrain.role": "job"})
     docker_api.start(c["Id"])
-    Workspace(ws.path)
+    Workspace(ws.path).recover()
     assert workspace_containers(docker_api, ws.path) == []
 
 

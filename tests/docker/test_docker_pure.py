@@ -9,13 +9,13 @@ from pathlib import Path
 import docker
 import pytest
 
-from mltrain_desktop.core.compute_docker import (DockerCompute, explain_engine_error, normalize_gpus,
-                                                 nvidia_support, validate)
+from mltrain_desktop.adapters.docker.engine import (explain_engine_error, normalize_gpus, nvidia_support, validate)
+from mltrain_desktop.core.compute_docker import DockerCompute
 from mltrain_desktop.engine.backends.base import JobContext
 from mltrain_desktop.engine.backends.docker import (LogCursor, container_name, container_run_kwargs,
                                                     gpu_device_requests, gpu_pinning, parse_log_timestamp,
                                                     to_container_path, path_map)
-from mltrain_desktop.engine.docker_images import (EnvironmentSpec, _BuildLog, build_context,
+from mltrain_desktop.adapters.docker.images import (EnvironmentSpec, _BuildLog, build_context,
                                                   build_failure_message, dockerfile, environment_hash,
                                                   environment_spec, environment_tag)
 
@@ -338,7 +338,7 @@ def test_build_log_parsing_and_failure_message():
 
 
 def test_tls_settings_for_a_tcp_engine(tmp_path):
-    from mltrain_desktop.core.compute_docker import _tls_config
+    from mltrain_desktop.adapters.docker.engine import _tls_config
     files = {}
     for key in ("ca_cert", "client_cert", "client_key"):
         files[key] = tmp_path / f"{key}.pem"

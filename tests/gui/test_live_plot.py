@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,16 @@ import time
 import numpy as np
 import pytest
 
+from mltrain_desktop.gui.widgets import pyqtgraph_compat
 from mltrain_desktop.gui.widgets.live_plot import X_TIME, LivePlotPanel, MetricChart
+
+
+@pytest.fixture(autouse=True)
+def _collect_earlier_widgets():
+    """Collect the cyclic garbage (Python wrappers of pyqtgraph widgets) that earlier tests left,
+    now rather than when the collector happens to run inside a later chart's paint: there it
+    has crashed the process in QPainter::restore (PySide6 6.11.3, pyqtgraph 0.14.0)."""
+    gc.collect()
 
 
 @pytest.fixture
@@ -191,8 +201,10 @@ def test_chart_axes_draw_opaque_lines_and_build_the_menu_on_demand(qtbot):
     from PySide6.QtGui import QImage, QPainter
     img = QImage(10, 10, QImage.Format.Format_ARGB32)
     painter = QPainter(img)
+    assert type(c._vb) is pyqtgraph_compat.LazyMenuViewBox  # the compat items are the ones used
     for side in ("left", "bottom"):
         axis = c._pi.getAxis(side)
+        assert type(axis) is pyqtgraph_compat.OpaqueGridAxis
         assert axis.grid is not False
         _axis_spec, ticks, _texts = axis.generateDrawSpecs(painter)
         assert ticks and all(pen.color().alpha() == 255 for pen, _p1, _p2 in ticks)

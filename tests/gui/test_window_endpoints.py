@@ -64,8 +64,8 @@ def answer_yes(qtbot, box):
 
 
 def test_deploy_test_console_stats_rotate_and_delete(qtbot, window, tmp_path, tiny_model):  # noqa: F811
-    from mltrain_desktop.engine.process import is_same_process_alive
-    from mltrain_desktop.serving.webservice import Webservice
+    from mltrain_desktop.adapters.process import is_same_process_alive
+    from mltrain_desktop.core.webservice import Webservice
     path = tmp_path / "ws"
     ws = Workspace.create(path)
     Model.register(ws, str(tiny_model["dir"]), "tiny", model_framework="TensorFlow")

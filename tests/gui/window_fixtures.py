@@ -57,7 +57,7 @@ def window(qtbot, private_settings):
 def cancel_leftovers(path) -> None:
     from mltrain_desktop.core import Workspace
     from mltrain_desktop.core.runs import Run
-    ws = Workspace(path, _recover=False)
+    ws = Workspace(path)
     try:
         for (rid,) in ws.db.execute("SELECT id FROM runs WHERE status NOT IN ('Completed','Failed','Canceled')"):
             try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mltrain_desktop.engine import interpreters
+from mltrain_desktop.adapters import interpreters
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -32,7 +32,7 @@ def _engine_or_fail():
 def test_deploy_in_a_container_with_limits(tmp_path):
     client = _engine_or_fail()
     from mltrain_desktop.core.compute_docker import DockerCompute
-    from mltrain_desktop.serving.container import DockerWebservice
+    from mltrain_desktop.core.webservice import DockerWebservice
     ws = Workspace.create(tmp_path / "ws")
     mdir = tmp_path / "model"
     code = ("import sys, keras\nm = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])\n"

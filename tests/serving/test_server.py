@@ -6,6 +6,7 @@ once per module, concurrently, and shared by the tests.
 """
 from __future__ import annotations
 
+import ast
 import base64
 import http.client
 import importlib.util
@@ -190,7 +191,8 @@ def test_stats_thread_safe():
 # ============================================================================================
 
 def test_resolve_model_path(tmp_path):
-    from mltrain_desktop.serving.server import StartupError, resolve_model_path
+    from mltrain_desktop.serving.errors import StartupError
+    from mltrain_desktop.serving.model_discovery import resolve_model_path
 
     out = tmp_path / "outputs" / "model"
     (out / "saved_model").mkdir(parents=True)
@@ -224,6 +226,20 @@ def test_importing_the_server_does_not_import_tensorflow():
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_the_server_imports_nothing_of_the_app_outside_serving():
+    """It runs in the job's environment: only the standard library, numpy and its own package."""
+    code = ("import sys, mltrain_desktop.serving.server;"
+            "print(sorted(m for m in sys.modules if m.startswith('mltrain_desktop.')));"
+            "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    ours, top = (ast.literal_eval(line) for line in out.stdout.strip().splitlines())
+    assert ours and all(m.startswith("mltrain_desktop.serving") for m in ours), ours
+    assert "numpy" in top and not {"tensorflow", "keras", "psutil", "docker", "click",
+                                    "sqlite_utils", "PySide6"} & set(top), top
 
 
 # ============================================================================================
@@ -690,7 +706,7 @@ def test_sigterm_stops_gracefully(served, tmp_path):
 def test_keras_model_structures_in_process(served, tmp_path):
     """Multi-input (dict) and multi-output Keras models, and the legacy .h5 format."""
     import keras
-    from mltrain_desktop.serving.server import load_servable
+    from mltrain_desktop.serving.model_loading import load_servable
 
     a = keras.Input((3,), name="a")
     ids = keras.Input((2,), name="ids", dtype="int32")

@@ -14,7 +14,7 @@ from mltrain_desktop.core import Experiment, Model, Workspace
 from mltrain_desktop.core.errors import UserErrorException
 from mltrain_desktop.core.sample_flow import register_sample_dataset, sample_estimator
 from mltrain_desktop.core.samples import SUBSET_DIR
-from mltrain_desktop.serving.webservice import InferenceConfig, Webservice, WebserviceException
+from mltrain_desktop.core.webservice import InferenceConfig, Webservice, WebserviceException
 
 pytestmark = pytest.mark.slow
 

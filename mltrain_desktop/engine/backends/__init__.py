@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import importlib
 
+from ...domain.distribution import MPI, PARAMETER_SERVER
 from .base import Backend, PrepareError
 
 # (target kind, distribution kind or None) -> "module:Class"
 _BACKENDS = {
     ("local", None): "mltrain_desktop.engine.backends.local:LocalBackend",
-    ("local", "mpi"): "mltrain_desktop.engine.backends.mpi:MpiBackend",
-    ("local", "parameter_server"): "mltrain_desktop.engine.backends.parameter_server:ParameterServerBackend",
+    ("local", MPI): "mltrain_desktop.engine.backends.mpi:MpiBackend",
+    ("local", PARAMETER_SERVER): "mltrain_desktop.engine.backends.parameter_server:ParameterServerBackend",
     ("docker", None): "mltrain_desktop.engine.backends.docker:DockerBackend",
-    ("docker", "mpi"): "mltrain_desktop.engine.backends.docker_cluster:DockerMpiBackend",
-    ("docker", "parameter_server"): "mltrain_desktop.engine.backends.docker_cluster:DockerParameterServerBackend",
+    ("docker", MPI): "mltrain_desktop.engine.backends.docker_cluster:DockerMpiBackend",
+    ("docker", PARAMETER_SERVER): "mltrain_desktop.engine.backends.docker_cluster:DockerParameterServerBackend",
 }
 
 

@@ -10,9 +10,7 @@ import abc
 from pathlib import Path
 from typing import Callable
 
-
-class PrepareError(RuntimeError):
-    """The job cannot start: the message says what was wrong and what to do."""
+from ...domain.errors import PrepareError  # noqa: F401 - backends raise it from here
 
 
 class JobContext:

@@ -50,7 +50,7 @@ def gpu_device_requests(spec) -> list:
     where it is missing, makes the engine's error name it.
     """
     import docker
-    from ...core.compute_docker import normalize_gpus
+    from ...adapters.docker.engine import normalize_gpus
     g = normalize_gpus(spec)
     common = {"driver": "nvidia", "capabilities": [["gpu"]]}
     if g == "all":
@@ -62,7 +62,7 @@ def gpu_device_requests(spec) -> list:
 
 def gpu_pinning(spec) -> str:
     """What a run's GPU request pins, written like CUDA_VISIBLE_DEVICES: "all", "count=2" or "0,1"."""
-    from ...core.compute_docker import normalize_gpus
+    from ...adapters.docker.engine import normalize_gpus
     g = normalize_gpus(spec)
     if g == "all":
         return "all"
@@ -507,7 +507,7 @@ class DockerBackend(Backend):
     @property
     def api(self):
         if self._api is None:
-            from ...core.compute_docker import DockerEngineError, api_client
+            from ...adapters.docker.engine import DockerEngineError, api_client
             try:
                 self._api = api_client(self.config, timeout=120)
             except DockerEngineError as exc:
@@ -515,7 +515,7 @@ class DockerBackend(Backend):
         return self._api
 
     def _engine(self) -> str:
-        from ...core.compute_docker import engine_url
+        from ...adapters.docker.engine import engine_url
         return engine_url(self.config)
 
     # -- stages --------------------------------------------------------------------------------
@@ -532,7 +532,7 @@ class DockerBackend(Backend):
     def check_gpu(self, ctx: JobContext) -> str | None:
         if not ctx.use_gpu:
             return None
-        from ...core.compute_docker import NVIDIA_TOOLKIT_HINT, is_local_engine, nvidia_support
+        from ...adapters.docker.engine import NVIDIA_TOOLKIT_HINT, is_local_engine, nvidia_support
         info = self.api.info()
         ok, how = nvidia_support(info, is_local_engine(self.config))
         if not ok:
@@ -545,8 +545,8 @@ class DockerBackend(Backend):
         return gpu_pinning(gpus)
 
     def prepare(self, ctx: JobContext) -> None:
-        from ...core.compute_docker import DEFAULT_IMAGE, is_local_engine
-        from ..docker_images import BuildCanceled, ensure_environment_image, environment_spec
+        from ...adapters.docker.engine import DEFAULT_IMAGE, is_local_engine
+        from ...adapters.docker.images import BuildCanceled, ensure_environment_image, environment_spec
         api = self.api
         if not is_local_engine(self.config):
             ctx.log(f"[mltrain] remote engine {self._engine()}: the run folder {ctx.run_dir} must exist at the "
@@ -623,7 +623,7 @@ class DockerBackend(Backend):
         if gpus:
             tags["docker.gpus"] = gpus
         self._record_tags(ctx, tags)
-        from ...core.compute_docker import client_over
+        from ...adapters.docker.engine import client_over
         container = self._create(client_over(api), kwargs)
         try:
             container.start()
@@ -634,7 +634,7 @@ class DockerBackend(Backend):
                 pass
             msg = str(exc.explanation or exc)
             if "device driver" in msg or "nvidia" in msg.lower():
-                from ...core.compute_docker import NVIDIA_TOOLKIT_HINT
+                from ...adapters.docker.engine import NVIDIA_TOOLKIT_HINT
                 raise PrepareError(f"the Docker engine could not give the container GPUs ({msg}). "
                                    f"To run on GPUs, {NVIDIA_TOOLKIT_HINT}; or submit with use_gpu=False.") from exc
             raise PrepareError(f"starting the container failed: {msg}") from exc
@@ -692,7 +692,7 @@ def clean_orphans(workspace_dir, live_run_ids, config: dict | None = None, api=N
     An engine that does not answer removes nothing (returns []).
     """
     if api is None:
-        from ...core.compute_docker import DockerEngineError, api_client
+        from ...adapters.docker.engine import DockerEngineError, api_client
         try:
             api = api_client(config or {}, timeout=15)
         except DockerEngineError:
@@ -717,7 +717,7 @@ def for_each_engine(target_configs: list[dict], clean, timeout: float = 3.0) -> 
     An engine that does not answer within ``timeout`` seconds is skipped; what ``clean`` returns
     (names of what it removed) is gathered.
     """
-    from ...core.compute_docker import DockerEngineError, api_client, engine_url
+    from ...adapters.docker.engine import DockerEngineError, api_client, engine_url
     removed, seen = [], set()
     for cfg in target_configs:
         url = engine_url(cfg or {})

@@ -40,7 +40,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 from .. import rank_launcher as rl
-from .. import tf_config as tfc
+from ...adapters import tf_cluster as tfc
 from .base import JobContext, JobHandle, PrepareError
 from .docker import (ENGINE_PATIENCE_S, LABEL_ROLE, LABEL_RUN, LABEL_TARGET, LABEL_WORKSPACE, RUN_DIR, DockerBackend,
                      EngineSilence, LogCursor, LogPump, container_run_kwargs, parse_log_timestamp)
@@ -192,7 +192,7 @@ class _DockerClusterBackend(DockerBackend):
     # -- launch ----------------------------------------------------------------------------------
     def launch(self, ctx: JobContext) -> JobHandle:
         import docker
-        from ...core.compute_docker import client_over, is_local_engine
+        from ...adapters.docker.engine import client_over, is_local_engine
         if self.image is None:
             self.prepare(ctx)
             if self.image is None:
@@ -246,7 +246,7 @@ class _DockerClusterBackend(DockerBackend):
         except docker.errors.APIError as exc:
             msg = str(exc.explanation or exc)
             if "device driver" in msg or "nvidia" in msg.lower():
-                from ...core.compute_docker import NVIDIA_TOOLKIT_HINT
+                from ...adapters.docker.engine import NVIDIA_TOOLKIT_HINT
                 raise PrepareError(f"the Docker engine could not give the container {name} GPUs ({msg}). "
                                    f"To run on GPUs, {NVIDIA_TOOLKIT_HINT}; or submit with use_gpu=False.") from exc
             raise PrepareError(f"starting the container {name} failed: {msg}") from exc
@@ -739,7 +739,7 @@ def clean_orphan_networks(workspace_dir, live_run_ids, config: dict | None = Non
     import docker
     own_api = api is None
     if own_api:
-        from ...core.compute_docker import DockerEngineError, api_client
+        from ...adapters.docker.engine import DockerEngineError, api_client
         try:
             api = api_client(config or {}, timeout=15)
         except DockerEngineError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from ..process import is_same_process_alive, process_identity, start_process, stop_tree
+from ...adapters.process import is_same_process_alive, process_identity, start_process, stop_tree
 from .base import Backend, JobContext, JobHandle, PrepareError
 
 

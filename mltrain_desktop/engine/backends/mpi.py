@@ -15,14 +15,16 @@ Horovod at all. The target's config may hold::
     ssh_connect_timeout_s how long a remote host has to answer SSH (default 5)
 
 Failure: mpirun stops every rank within 1-2 s when one exits non-zero or is killed; the engine
-does not wait for it: it reads the ranks' records (written by the rank launcher) on every poll
-and stops the job itself as soon as one shows a failed script. It also sees what mpirun cannot:
-a rank that exits 0 without ever joining the TensorFlow cluster while the others wait for it,
-and a rank that has not joined by the startup deadline. Every stop path ends with SIGKILL and a
-sweep for any process of the job that is left.
+does not wait for it: it reads the ranks' records (written by the rank launcher) and sockets on
+every poll and asks the MPI rules (:class:`~mltrain_desktop.domain.distributed_policy.MpiPolicy`),
+which fail the job as soon as one shows a failed script, and also see what mpirun cannot: a rank
+that exits 0 without ever joining the TensorFlow cluster while the others wait for it, and a
+rank that has not joined by the startup deadline. Every stop path ends with SIGKILL and a sweep
+for any process of the job that is left.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -38,17 +40,16 @@ from pathlib import Path
 
 import psutil
 
-from .. import mpi_command as mc
+from ...adapters import mpirun as mc
+from ...adapters import tf_cluster as tfc
+from ...adapters.process import is_same_process_alive, process_identity, start_process, tree
+from ...domain import distribution as dd
+from ...domain.distributed_policy import STOP_GRACE_S, Decision, MpiPolicy, TaskObservation
 from .. import rank_launcher as rl
-from .. import tf_config as tfc
-from ..process import is_same_process_alive, process_identity, start_process, tree
 from .base import Backend, JobContext, JobHandle, PrepareError
 from .local import job_environment
 
-DEFAULT_STARTUP_TIMEOUT_S = 120.0
-FAILURE_GRACE_S = 2.0
-PORT_CHECK_EVERY_S = 0.5  # reading /proc/net/tcp costs ~5-10 ms: not on every poll
-_EARLY_EXIT_CONFIRM_S = 1.0
+FAILURE_GRACE_S = STOP_GRACE_S
 
 
 # -- helpers shared with the parameter-server backend ---------------------------------------
@@ -110,11 +111,25 @@ def stop_processes(procs, grace: float, first_signal: int | None = signal.SIGTER
 
 
 def startup_timeout(config: dict) -> float:
-    value = config.get("startup_timeout_s", DEFAULT_STARTUP_TIMEOUT_S)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise PrepareError(f"startup_timeout_s in the compute target's config must be a positive "
-                           f"number of seconds, got {value!r}")
-    return float(value)
+    """The target's ``startup_timeout_s``, or PrepareError saying what is wrong with it."""
+    try:
+        return dd.startup_timeout_s(config)
+    except dd.DistributionError as exc:
+        raise PrepareError(str(exc)) from exc
+
+
+def checked_distribution(settings: dict | None, kind: type[dd.MpiDistribution] | type[dd.PsDistribution]):
+    """The run's distribution counts as ``kind`` (MpiDistribution / PsDistribution), or PrepareError."""
+    try:
+        return kind.from_settings(settings)
+    except dd.DistributionError as exc:
+        raise PrepareError(str(exc)) from exc
+
+
+def failure_report(decision: Decision, logs_dir: Path) -> str:
+    """A failed decision's message with the last lines of the log of the task it names."""
+    return rl.failure_report(decision.subject, decision.how, rl.log_file(logs_dir, decision.task),
+                             hint=decision.hint)
 
 
 def job_ports(config: dict, count: int, purposes: list[str], local: list[bool]) -> list[int]:
@@ -211,13 +226,8 @@ class MpiBackend(Backend):
         self.config = dict(target.get("config") or {})
 
     def _distribution(self, ctx: JobContext) -> tuple[int, int]:
-        dist = ctx.distribution or {}
-        ppn = dist.get("process_count_per_node", 1)
-        nodes = dist.get("node_count", 1)
-        for name, v in (("process_count_per_node", ppn), ("node_count", nodes)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise PrepareError(f"{name} must be a whole number of at least 1, got {v!r}")
-        return nodes, ppn
+        dist = checked_distribution(ctx.distribution, dd.MpiDistribution)
+        return dist.node_count, dist.process_count_per_node
 
     def plan(self, ctx: JobContext) -> list[mc.HostSlots]:
         """The nodes of this job, each with its ranks; PrepareError when they do not fit."""
@@ -296,6 +306,8 @@ _MPIRUN_SIGNAL = re.compile(r"process rank (\d+) with PID \d+ on node (\S+) exit
 
 
 class MpiJobHandle(JobHandle):
+    """One mpirun and its ranks; the ranks' records and sockets are looked at, the MpiPolicy decides."""
+
     def __init__(self, state: dict, popen: subprocess.Popen | None):
         self._state = state
         self.popen = popen
@@ -304,11 +316,11 @@ class MpiJobHandle(JobHandle):
         self.n = int(state["ranks"])
         self._rc: int | None = None
         self._detail: str | None = None
-        # startup watchdog: which local ranks have been seen listening on their TF_CONFIG port
-        self._seen: set[int] = set()
-        self._watch = any(state.get("local", []))
-        self._early_exit_since: float | None = None
-        self._last_check = 0.0
+        local = state.get("local", [])
+        tags = [rl.task_tag(None, r) for r in range(self.n)]
+        # the start-up watchdog sees only the sockets of the ranks on this machine
+        self.policy = MpiPolicy(tags, state["startup_timeout_s"], state["started"], under_mpirun=True,
+                                watched=[t for t, is_local in zip(tags, local) if is_local])
 
     # -- JobHandle ---------------------------------------------------------------------------
     def state(self) -> dict:
@@ -321,24 +333,19 @@ class MpiJobHandle(JobHandle):
         if self._rc is not None:
             return self._rc
         rc = self._mpirun_exit()
-        if rc is None:
-            failed = self._failed_ranks()
-            if failed:  # do not wait the 1-2 s mpirun takes to notice
-                s = failed[0]
-                self._stop_all(FAILURE_GRACE_S)
-                code = s.get("exit_code")
-                self._rc = 128 + s["signal"] if s.get("signal") else (code or 1)
-                return self._rc
-            problem = self._watchdog()
-            if problem is None:
-                return None
-            self._detail, code = problem
-            self._stop_all(FAILURE_GRACE_S)
-            self._rc = code
-            return self._rc
-        kill_job_processes(self._state["token"])  # normally nothing is left
-        self._rc = rc
-        return rc
+        if rc is not None:
+            kill_job_processes(self._state["token"])  # normally nothing is left
+            self._rc = rc
+            return rc
+        now = time.time()
+        decision = self.policy.decide(self._observe(now), now)
+        if decision is None or decision.succeeded:
+            return None  # every rank ended with 0: mpirun's own exit (it flushes their output) ends the job
+        # a failed rank (do not wait the 1-2 s mpirun takes to notice), or the start-up watchdog
+        self._stop_all(decision.grace_s)
+        self._detail = failure_report(decision, self.logs_dir)
+        self._rc = decision.exit_code
+        return self._rc
 
     def cancel(self, grace_seconds: float = 5.0) -> None:
         self._stop_all(grace_seconds)
@@ -348,11 +355,9 @@ class MpiJobHandle(JobHandle):
             return self._detail
         if self._rc in (None, 0):
             return None
-        failed = self._failed_ranks()
-        if failed:
-            s = failed[0]
-            return rl.failure_report(s["name"], rl.describe_exit(s.get("exit_code"), s.get("signal")),
-                                     rl.log_file(self.logs_dir, s["tag"]), hint="the other rank(s) were stopped")
+        failed = self.policy.first_failure(self._observe(None))
+        if failed is not None:
+            return failure_report(failed, self.logs_dir)
         # The launcher itself died (SIGKILL) and wrote nothing: ask mpirun's own report.
         driver = "\n".join(rl.tail(self.logs_dir / "driver.log", 200))
         m = _MPIRUN_SIGNAL.search(driver)
@@ -367,12 +372,29 @@ class MpiJobHandle(JobHandle):
         return rl.failure_report("mpirun", rl.describe_exit(self._rc), self.logs_dir / "driver.log")
 
     # -- internals ---------------------------------------------------------------------------
-    def _failed_ranks(self) -> list[dict]:
-        """Ranks whose script failed or was killed (not stopped by the engine), first first."""
+    def _observe(self, now: float | None) -> list[TaskObservation]:
+        """Every rank from its launcher's record; with its socket when the policy wants a look at ``now``."""
         statuses = rl.read_statuses(self.logs_dir)
-        return sorted((s for s in statuses.values()
-                       if s.get("ended") and s.get("exit_code") not in (0, None) and not s.get("stopped")),
-                      key=lambda s: s["ended"])
+        ports = None
+        if now is not None and self.policy.port_check_due(now):
+            ports = tfc.listening_ports()  # reading /proc/net/tcp costs ~5-10 ms: not on every poll
+            if ports is None:
+                self.policy.stop_watching()
+        local = self._state.get("local", [])
+        looks = []
+        for r in range(self.n):
+            tag = rl.task_tag(None, r)
+            st = statuses.get(tag, {})
+            port = self._state["ports"][r]
+            look = TaskObservation(tag, address=f"{tfc.LOOPBACK}:{port}",
+                                   listening=port in ports if ports is not None and local[r] else None)
+            if st.get("ended"):
+                code, sig = st.get("exit_code"), st.get("signal")
+                look = dataclasses.replace(
+                    look, ended=True, exit_code=128 + sig if sig else code, ended_at=st["ended"],
+                    how=rl.describe_exit(code, sig), stopped=bool(st.get("stopped")))
+            looks.append(look)
+        return looks
 
     def _mpirun_exit(self) -> int | None:
         if self.popen is not None:
@@ -410,66 +432,3 @@ class MpiJobHandle(JobHandle):
                 self.popen.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-
-    def _watchdog(self) -> tuple[str, int] | None:
-        """A rank that left without joining while others wait, or no join by the deadline."""
-        if not self._watch or time.monotonic() - self._last_check < PORT_CHECK_EVERY_S:
-            return None
-        self._last_check = time.monotonic()
-        ports = tfc.listening_ports()
-        if ports is None:
-            self._watch = False
-            return None
-        local = self._state.get("local", [])
-        ranks = [r for r in range(self.n) if local[r]]
-        statuses = rl.read_statuses(self.logs_dir)
-        for r in ranks:
-            st = statuses.get(rl.task_tag(None, r), {})
-            if not st.get("ended") and self._state["ports"][r] in ports:
-                self._seen.add(r)
-        if len(self._seen) == len(ranks):
-            self._watch = False  # everyone joined: the startup phase is over
-            return None
-        elapsed = time.time() - self._state["started"]
-        if not self._seen:
-            if elapsed > self._state["startup_timeout_s"]:
-                self._watch = False  # nobody uses TF_CONFIG (Horovod, mpi4py): mpirun watches alone
-            return None
-
-        def ended(r):
-            return statuses.get(rl.task_tag(None, r), {}).get("ended")
-
-        waiting = [r for r in sorted(self._seen) if not ended(r)]
-        left = [r for r in ranks if r not in self._seen and ended(r)
-                and statuses[rl.task_tag(None, r)].get("exit_code") == 0]
-        if left and waiting:
-            now = time.monotonic()
-            if self._early_exit_since is None:
-                self._early_exit_since = now
-            elif now - self._early_exit_since >= _EARLY_EXIT_CONFIRM_S:
-                r = left[0]
-                addr = f"{tfc.LOOPBACK}:{self._state['ports'][r]}"
-                return rl.failure_report(
-                    f"rank {r}", "exited with code 0 without joining the TensorFlow cluster",
-                    rl.log_file(self.logs_dir, rl.task_tag(None, r)),
-                    hint=(f"it never listened on its TF_CONFIG address {addr}, and "
-                          f"{_ranks(waiting)} waited for it; every rank must create "
-                          "tf.distribute.MultiWorkerMirroredStrategy() (or use Horovod). The engine "
-                          "stopped the job.")), 1
-        else:
-            self._early_exit_since = None
-        if elapsed > self._state["startup_timeout_s"]:
-            missing = [r for r in ranks if r not in self._seen]
-            r = missing[0]
-            addrs = ", ".join(f"{tfc.LOOPBACK}:{self._state['ports'][m]}" for m in missing)
-            return rl.failure_report(
-                _ranks(missing), f"did not join the TensorFlow cluster within the startup deadline "
-                f"({self._state['startup_timeout_s']:.0f} s)", rl.log_file(self.logs_dir, rl.task_tag(None, r)),
-                hint=(f"no listener on {addrs} "
-                      f"while {_ranks(waiting)} waited; raise startup_timeout_s in the compute target's "
-                      "config if the script does long work before creating its strategy")), 1
-        return None
-
-
-def _ranks(ranks: list[int]) -> str:
-    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(str(r) for r in ranks)

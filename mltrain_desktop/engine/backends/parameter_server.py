@@ -6,15 +6,19 @@ the engine picked (TensorFlow's gRPC servers listen on all interfaces whatever T
 Every TF_CONFIG says ``environment: cloud``; a ps or worker task runs the same script as the
 chief, which is expected to start a ``tf.distribute.Server`` there and ``join()`` it.
 
-The job's result is the chief's. The engine stops the ps and worker tasks when the chief ends,
-whatever its result, and fails the run within a poll (a fraction of a second, plus the stop) when
-any task fails or is killed, when a ps or worker task ends before the chief, or when a ps or
-worker task has not started its server by the startup deadline. The ps and worker tasks also
-watch the chief themselves (``--watch-pid``), so none outlives it even if the supervisor dies.
+The job's result is the chief's; the rules are
+:class:`~mltrain_desktop.domain.distributed_policy.PsPolicy`, asked on every poll with what the
+tasks' processes, records and sockets show. The engine stops the ps and worker tasks when the
+chief ends, whatever its result, and fails the run within a poll (a fraction of a second, plus
+the stop) when any task fails or is killed, when a ps or worker task ends before the chief, or
+when a ps or worker task has not started its server by the startup deadline. The ps and worker
+tasks also watch the chief themselves (``--watch-pid``), so none outlives it even if the supervisor dies.
 Target config keys used: ``startup_timeout_s``, ``base_port`` (see the MPI backend).
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import secrets
@@ -25,15 +29,14 @@ from pathlib import Path
 
 import psutil
 
+from ...adapters import tf_cluster as tfc
+from ...adapters.process import is_same_process_alive, process_identity, start_process, tree
+from ...domain import distribution as dd
+from ...domain.distributed_policy import CHIEF, PsPolicy, TaskObservation
 from .. import rank_launcher as rl
-from .. import tf_config as tfc
-from ..process import is_same_process_alive, process_identity, start_process, tree
 from .base import Backend, JobContext, JobHandle, PrepareError
 from .local import job_environment
-from .mpi import (FAILURE_GRACE_S, PORT_CHECK_EVERY_S, job_ports, kill_job_processes, startup_timeout,
-                  stop_processes)
-
-CHIEF = "chief_0"
+from .mpi import checked_distribution, failure_report, job_ports, kill_job_processes, startup_timeout, stop_processes
 
 
 class ParameterServerBackend(Backend):
@@ -43,17 +46,11 @@ class ParameterServerBackend(Backend):
         self.target = target
         self.config = dict(target.get("config") or {})
 
-    def _counts(self, ctx: JobContext) -> tuple[int, int]:
-        dist = ctx.distribution or {}
-        workers = dist.get("worker_count", 1)
-        ps = dist.get("parameter_server_count", 1)
-        for name, v in (("worker_count", workers), ("parameter_server_count", ps)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise PrepareError(f"{name} must be a whole number of at least 1, got {v!r}")
-        return workers, ps
+    def _distribution(self, ctx: JobContext) -> dd.PsDistribution:
+        return checked_distribution(ctx.distribution, dd.PsDistribution)
 
     def prepare(self, ctx: JobContext) -> None:
-        self._counts(ctx)
+        self._distribution(ctx)
         startup_timeout(self.config)
         if not (ctx.snapshot_dir / ctx.entry_script).is_file():
             raise PrepareError(f"entry script {ctx.entry_script!r} is not in the source snapshot")
@@ -62,9 +59,9 @@ class ParameterServerBackend(Backend):
                     "are used by MPI jobs")
 
     def launch(self, ctx: JobContext) -> JobHandle:
-        n_workers, n_ps = self._counts(ctx)
-        tags = [rl.task_tag(t, i) for t, i in
-                [("ps", i) for i in range(n_ps)] + [("worker", i) for i in range(n_workers)] + [("chief", 0)]]
+        dist = self._distribution(ctx)
+        n_workers, n_ps = dist.worker_count, dist.parameter_server_count
+        tags = [rl.task_tag(t, i) for t, i in dist.tasks()]
         ports = dict(zip(tags, job_ports(self.config, len(tags), [rl.task_name(t) for t in tags],
                                          [True] * len(tags))))
 
@@ -124,6 +121,8 @@ class ParameterServerBackend(Backend):
 
 
 class PsJobHandle(JobHandle):
+    """The task processes of one cluster; their exits, records and sockets are looked at, the PsPolicy decides."""
+
     def __init__(self, state: dict, popens: dict[str, subprocess.Popen]):
         self._state = state
         self.popens = popens
@@ -133,9 +132,11 @@ class PsJobHandle(JobHandle):
         self._detail: str | None = None
         self._ended: dict[str, int] = {}        # tag -> launcher exit code
         self._seen_at: dict[str, float] = {}    # tag -> when the engine saw it end
-        self._joined: set[str] = set()          # ps/worker tasks seen serving on their port
-        self._watch = True
-        self._last_check = 0.0
+
+    @functools.cached_property
+    def policy(self) -> PsPolicy:
+        """The rules (made on first use: a launch that failed half way has no chief to decide)."""
+        return PsPolicy(list(self.tasks), self._state["startup_timeout_s"], self._state["started"])
 
     # -- JobHandle ---------------------------------------------------------------------------
     def state(self) -> dict:
@@ -153,28 +154,14 @@ class PsJobHandle(JobHandle):
                 if code is not None:
                     self._ended[tag] = code
                     self._seen_at[tag] = time.time()
-        if not self._ended:
-            late = self._startup_check()
-            if late:
-                self._detail = late
-                self._stop_all(FAILURE_GRACE_S)
-                return self._finish(1)
+        now = time.time()
+        decision = self.policy.decide(self._observe(now), now)
+        if decision is None:
             return None
-        statuses = rl.read_statuses(self.logs_dir)
-
-        def when(tag):  # the task's own record of its end, else when the engine saw it
-            return min(statuses.get(tag, {}).get("ended") or float("inf"), self._seen_at[tag])
-
-        first = min(self._ended, key=when)
-        code = self._ended[first]
-        self._stop_all(FAILURE_GRACE_S)  # the chief ended or something failed: nothing else may run
-        if first == CHIEF and code == 0:
-            return self._finish(0)
-        hint = "" if first == CHIEF or code != 0 else (
-            "before the chief finished; ps and worker tasks must serve until the chief ends "
-            "(tf.distribute.Server(...).join())")
-        self._detail = self._report(first, statuses, hint)
-        return self._finish(code if code != 0 else 1)
+        self._stop_all(decision.grace_s)  # the chief ended or something failed: nothing else may run
+        if not decision.succeeded:
+            self._detail = failure_report(decision, self.logs_dir)
+        return self._finish(decision.exit_code)
 
     def cancel(self, grace_seconds: float = 5.0) -> None:
         self._stop_all(grace_seconds)
@@ -201,43 +188,27 @@ class PsJobHandle(JobHandle):
             return -1
         return 128 - code if code < 0 else code
 
-    def _report(self, tag: str, statuses: dict, hint: str = "") -> str:
-        st = statuses.get(tag, {})
-        if st.get("ended"):
-            how = rl.describe_exit(st.get("exit_code"), st.get("signal"))
-        else:  # the launcher itself was killed before it could write
-            how = rl.describe_exit(self._ended.get(tag))
-        others = [rl.task_name(t) for t in self.tasks if t != tag]
-        extra = f"the engine stopped {', '.join(others)}" if tag != CHIEF else \
-            f"the engine stopped {', '.join(others)} (they serve only while the chief runs)"
-        return rl.failure_report(rl.task_name(tag), how, rl.log_file(self.logs_dir, tag),
-                                 hint="; ".join(x for x in (hint, extra) if x))
-
-    def _startup_check(self) -> str | None:
-        """Every ps and worker task must serve on its port by the startup deadline."""
-        if not self._watch or time.monotonic() - self._last_check < PORT_CHECK_EVERY_S:
-            return None
-        self._last_check = time.monotonic()
-        servers = [t for t in self.tasks if t != CHIEF]
-        ports = tfc.listening_ports()
-        if ports is None:
-            self._watch = False
-            return None
-        self._joined |= {t for t in servers if self.tasks[t]["port"] in ports}
-        if len(self._joined) == len(servers):
-            self._watch = False
-            return None
-        if time.time() - self._state["started"] <= self._state["startup_timeout_s"]:
-            return None
-        missing = [t for t in servers if t not in self._joined]
-        addrs = ", ".join(f"{tfc.LOOPBACK}:{self.tasks[t]['port']}" for t in missing)
-        return rl.failure_report(
-            ", ".join(rl.task_name(t) for t in missing),
-            f"did not start serving within the startup deadline ({self._state['startup_timeout_s']:.0f} s)",
-            rl.log_file(self.logs_dir, missing[0]),
-            hint=(f"no listener on {addrs}; a ps or worker task must start tf.distribute.Server with its "
-                  "TF_CONFIG and join() it; raise startup_timeout_s in the compute target's config if it "
-                  "needs longer"))
+    def _observe(self, now: float) -> list[TaskObservation]:
+        """Every task: its exit as seen here, told the way its launcher's record tells it; its socket when due."""
+        statuses = rl.read_statuses(self.logs_dir) if self._ended else {}
+        ports = None
+        if self.policy.port_check_due(now):
+            ports = tfc.listening_ports()
+            if ports is None:
+                self.policy.stop_watching()
+        looks = []
+        for tag, t in self.tasks.items():
+            look = TaskObservation(tag, address=f"{tfc.LOOPBACK}:{t['port']}",
+                                   listening=t["port"] in ports if ports is not None else None)
+            if tag in self._ended:
+                st = statuses.get(tag, {})
+                # the launcher's own record of the end, else (the launcher itself was killed) its exit code
+                how = (rl.describe_exit(st.get("exit_code"), st.get("signal")) if st.get("ended")
+                       else rl.describe_exit(self._ended[tag]))
+                look = dataclasses.replace(look, ended=True, exit_code=self._ended[tag], how=how,
+                                           ended_at=min(st.get("ended") or float("inf"), self._seen_at[tag]))
+            looks.append(look)
+        return looks
 
     def _stop_all(self, grace: float) -> None:
         """TERM every task's process tree, wait up to ``grace``, KILL the rest, sweep, reap."""

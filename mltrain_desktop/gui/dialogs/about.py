@@ -16,7 +16,7 @@ def versions() -> dict[str, str]:
     import PySide6
     import pyqtgraph
 
-    from ...engine import interpreters
+    from ...adapters import interpreters
     from ...version_info import build_info
     info = build_info()
     if interpreters.is_frozen():

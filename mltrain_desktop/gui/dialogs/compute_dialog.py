@@ -61,9 +61,10 @@ def parse_hosts(text: str) -> list[dict]:
 
 def save_target(ws, state, name: str, kind: str, options: dict, creating: bool) -> dict:
     """Worker: ComputeTarget.create (validate + probe), as the SDK and CLI do."""
+    from ...app.queries import target_exists
     from ...core.compute import ComputeTarget, LocalCompute
     from ...core.compute_target import ComputeTargetException
-    if creating and ws.db.execute("SELECT 1 FROM compute_targets WHERE name=?", [name]).fetchone():
+    if creating and target_exists(ws, name):
         raise ComputeTargetException(f"a compute target named {name!r} already exists; choose another name "
                                      "or edit that target")
     if kind == "local":
@@ -105,8 +106,36 @@ class ComputeDialog(QDialog):
         self.max_runs.setRange(1, 256)
         self.max_runs.setValue(int(cfg.get("max_concurrent_runs", 1) or 1))
 
-        # local
-        from ...engine import interpreters
+        self.kind_pages = QStackedWidget()
+        self.kind_pages.addWidget(self._local_page(cfg))
+        self.kind_pages.addWidget(self._docker_page(cfg))
+        self.kind_combo.currentTextChanged.connect(self._kind_changed)
+        self._kind_changed(self.kind_combo.currentText())
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.error = error_label()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.save_button = self.buttons.addButton("Save and check" if record else "Create",
+                                                  QDialogButtonBox.ButtonRole.AcceptRole)
+        self.save_button.setDefault(True)
+        self.save_button.clicked.connect(self.submit)
+        self.buttons.rejected.connect(self.reject)
+
+        form = QFormLayout()
+        form.addRow("Name", self.name_edit)
+        form.addRow("Kind", self.kind_combo)
+        form.addRow("Max concurrent runs", self.max_runs)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.kind_pages)
+        lay.addWidget(self.status)
+        lay.addWidget(self.error)
+        lay.addWidget(self.buttons)
+
+    def _local_page(self, cfg: dict) -> QWidget:
+        """The settings of a local target: interpreter, MPI hosts."""
+        from ...adapters import interpreters
         self.python_edit = QLineEdit(cfg.get("python", ""))
         self.python_edit.setPlaceholderText(
             "default: an interpreter with TensorFlow, found automatically" if interpreters.is_frozen()
@@ -128,8 +157,10 @@ class ComputeDialog(QDialog):
         lf.addRow("Python interpreter", py_row)
         lf.addRow("Hosts", self.hosts_edit)
         lf.addRow("", self.oversubscribe)
+        return local
 
-        # docker
+    def _docker_page(self, cfg: dict) -> QWidget:
+        """The settings of a Docker target: engine, image, GPUs, limits."""
         self.url_edit = QLineEdit(cfg.get("base_url", ""))
         self.url_edit.setPlaceholderText("default: DOCKER_HOST or the local socket; or tcp://host:2376, ssh://user@host")
         self.image_edit = QLineEdit(cfg.get("image", ""))
@@ -155,33 +186,7 @@ class ComputeDialog(QDialog):
         df.addRow("Shared memory", self.shm_edit)
         df.addRow("CPUs", self.cpus_spin)
         df.addRow("Memory", self.mem_spin)
-
-        self.kind_pages = QStackedWidget()
-        self.kind_pages.addWidget(local)
-        self.kind_pages.addWidget(docker)
-        self.kind_combo.currentTextChanged.connect(self._kind_changed)
-        self._kind_changed(self.kind_combo.currentText())
-
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.error = error_label()
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.save_button = self.buttons.addButton("Save and check" if record else "Create",
-                                                  QDialogButtonBox.ButtonRole.AcceptRole)
-        self.save_button.setDefault(True)
-        self.save_button.clicked.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
-
-        form = QFormLayout()
-        form.addRow("Name", self.name_edit)
-        form.addRow("Kind", self.kind_combo)
-        form.addRow("Max concurrent runs", self.max_runs)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(self.kind_pages)
-        lay.addWidget(self.status)
-        lay.addWidget(self.error)
-        lay.addWidget(self.buttons)
+        return docker
 
     def _kind_changed(self, kind: str) -> None:
         self.kind_pages.setCurrentIndex(1 if kind == "docker" else 0)

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from ..views import queries
+from ...app import queries
 from ..views.base import error_label, set_error
 
 FRAMEWORKS = ("TensorFlow", "Keras", "ScikitLearn", "Onnx", "PyTorch", "Custom")

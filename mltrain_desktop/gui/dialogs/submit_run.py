@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...app import queries
 from ..resources import icon, state_icon
-from ..views import queries
 from ..views.base import error_label, set_error
 
 KIND_TEXT, KIND_MOUNT, KIND_DOWNLOAD = "Text", "Dataset (mount)", "Dataset (download)"
@@ -232,7 +232,66 @@ class SubmitRunDialog(QDialog):
         script_row.addWidget(self.script, 1)
         script_row.addWidget(browse_script)
 
-        # arguments
+        args_box = self._arguments_box()
+
+        form = QFormLayout()
+        form.addRow("Experiment", self.experiment)
+        form.addRow("Source folder", src_row)
+        form.addRow("Entry script", script_row)
+        form2 = self._where_form()
+
+        self.error = error_label()
+        self.status = QLabel("")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.submit_button = self.buttons.addButton("Submit", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.submit_button.setIcon(icon("submit"))
+        self.submit_button.setDefault(True)
+        self.submit_button.clicked.connect(self.submit)
+        self.buttons.rejected.connect(self.reject)
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(args_box, 1)
+        lay.addLayout(form2)
+        lay.addWidget(self.error)
+        lay.addWidget(self.status)
+        lay.addWidget(self.buttons)
+
+        self.fill(self._initial)
+        self.ready = False
+        self.choices_task = ctx.bridge.run(queries.submit_choices, on_done=self._got_choices,
+                                           on_error=lambda exc: set_error(self.error, f"Could not read the "
+                                                                                      f"workspace: {exc}"))
+
+    def _where_form(self) -> QFormLayout:
+        """Where and how the run goes: target, interpreter, packages, environment, GPU, distribution."""
+        self.target = QComboBox()
+        self.target.currentIndexChanged.connect(self._target_changed)
+        self.target_detail = QLabel("")
+        self.target_detail.setWordWrap(True)
+        self.python_edit = QLineEdit()
+        self.python_edit.setPlaceholderText("default: the compute target's interpreter")
+        self.pip_edit = QPlainTextEdit()
+        self.pip_edit.setPlaceholderText("pip packages, one per line (e.g. pandas==2.2); leave empty to use the "
+                                         "interpreter as it is")
+        self.pip_edit.setMaximumHeight(70)
+        self.env_edit = QPlainTextEdit()
+        self.env_edit.setPlaceholderText("environment variables, KEY=VALUE, one per line")
+        self.env_edit.setMaximumHeight(50)
+        self.use_gpu = QCheckBox("Use GPU")
+
+        form2 = QFormLayout()
+        form2.addRow("Compute target", self.target)
+        form2.addRow("", self.target_detail)
+        form2.addRow("Interpreter", self.python_edit)
+        form2.addRow("Pip packages", self.pip_edit)
+        form2.addRow("Environment", self.env_edit)
+        form2.addRow("", self.use_gpu)
+        form2.addRow("Distribution", self._distribution_row())
+        return form2
+
+    def _arguments_box(self) -> QGroupBox:
+        """The script arguments table; a value may be a dataset input."""
         self.args_table = QTableWidget(0, 4)
         self.args_table.setHorizontalHeaderLabels(["Name", "Type", "Value", "Input name"])
         self.args_table.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
@@ -249,22 +308,10 @@ class SubmitRunDialog(QDialog):
         al = QVBoxLayout(args_box)
         al.addWidget(self.args_table)
         al.addLayout(arg_buttons)
+        return args_box
 
-        # where and how
-        self.target = QComboBox()
-        self.target.currentIndexChanged.connect(self._target_changed)
-        self.target_detail = QLabel("")
-        self.target_detail.setWordWrap(True)
-        self.python_edit = QLineEdit()
-        self.python_edit.setPlaceholderText("default: the compute target's interpreter")
-        self.pip_edit = QPlainTextEdit()
-        self.pip_edit.setPlaceholderText("pip packages, one per line (e.g. pandas==2.2); leave empty to use the "
-                                         "interpreter as it is")
-        self.pip_edit.setMaximumHeight(70)
-        self.env_edit = QPlainTextEdit()
-        self.env_edit.setPlaceholderText("environment variables, KEY=VALUE, one per line")
-        self.env_edit.setMaximumHeight(50)
-        self.use_gpu = QCheckBox("Use GPU")
+    def _distribution_row(self) -> QHBoxLayout:
+        """None, MPI (processes, nodes) or parameter server (workers, servers), with their counts."""
         self.dist = QComboBox()
         self.dist.addItems([DIST_NONE, DIST_MPI, DIST_PS])
         self.mpi_procs, self.mpi_nodes, self.ps_workers, self.ps_count = (QSpinBox() for _ in range(4))
@@ -290,45 +337,10 @@ class SubmitRunDialog(QDialog):
         self.dist_pages.addWidget(mpi_page)
         self.dist_pages.addWidget(ps_page)
         self.dist.currentIndexChanged.connect(self.dist_pages.setCurrentIndex)
-
-        form = QFormLayout()
-        form.addRow("Experiment", self.experiment)
-        form.addRow("Source folder", src_row)
-        form.addRow("Entry script", script_row)
-        form2 = QFormLayout()
-        form2.addRow("Compute target", self.target)
-        form2.addRow("", self.target_detail)
-        form2.addRow("Interpreter", self.python_edit)
-        form2.addRow("Pip packages", self.pip_edit)
-        form2.addRow("Environment", self.env_edit)
-        form2.addRow("", self.use_gpu)
         dist_row = QHBoxLayout()
         dist_row.addWidget(self.dist)
         dist_row.addWidget(self.dist_pages, 1)
-        form2.addRow("Distribution", dist_row)
-
-        self.error = error_label()
-        self.status = QLabel("")
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
-        self.submit_button = self.buttons.addButton("Submit", QDialogButtonBox.ButtonRole.AcceptRole)
-        self.submit_button.setIcon(icon("submit"))
-        self.submit_button.setDefault(True)
-        self.submit_button.clicked.connect(self.submit)
-        self.buttons.rejected.connect(self.reject)
-
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(args_box, 1)
-        lay.addLayout(form2)
-        lay.addWidget(self.error)
-        lay.addWidget(self.status)
-        lay.addWidget(self.buttons)
-
-        self.fill(self._initial)
-        self.ready = False
-        self.choices_task = ctx.bridge.run(queries.submit_choices, on_done=self._got_choices,
-                                           on_error=lambda exc: set_error(self.error, f"Could not read the "
-                                                                                      f"workspace: {exc}"))
+        return dist_row
 
     # -- filling ------------------------------------------------------------------------
     def fill(self, form: dict) -> None:

@@ -33,6 +33,7 @@ def check_workspace(state, path: str) -> str:
     """Worker: opens the workspace once (migrations, orphaned-run recovery); returns its path."""
     from ...core.workspace import Workspace
     ws = Workspace(path)
+    ws.recover()
     out = str(ws.path)
     ws.close()
     return out

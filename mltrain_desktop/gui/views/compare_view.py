@@ -13,9 +13,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ...app import queries
 from ..resources import icon, state_icon
 from ..widgets.live_plot import LivePlotPanel
-from . import queries
 from .base import BaseView, fmt_value, heading
 
 

@@ -12,8 +12,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ...app import queries
 from ..resources import icon, state_icon
-from . import queries
 from .base import BaseView, confirm_box
 from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 

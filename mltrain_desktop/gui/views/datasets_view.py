@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...app import previews, queries
 from ..resources import icon
-from . import queries
 from .base import BaseView, fmt_bytes, fmt_time
 from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 
@@ -163,7 +163,7 @@ class DatasetsView(BaseView):
                                     f"{fmt_bytes(r['bytes'])}. {r['description']}")
         self.load(queries.dataset_files, r["version_id"], on_done=self._show_files)
         self.preview.clear("Loading preview…")
-        self.load(queries.mnist_preview, r["version_id"], 32, on_done=self._show_preview)
+        self.load(previews.mnist_preview, r["version_id"], 32, on_done=self._show_preview)
 
     def _show_files(self, files: list[dict]) -> None:
         self.files_model.set_records(files)

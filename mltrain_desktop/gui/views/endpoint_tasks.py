@@ -2,7 +2,7 @@
 start / stop / delete, key rotation and deployment.
 
 Plain functions ``f(ws, state, ...) -> data`` for :meth:`Bridge.run` over
-``mltrain_desktop.serving.webservice``; they return plain dicts and strings (no Qt). Every one
+``mltrain_desktop.core.webservice``; they return plain dicts and strings (no Qt). Every one
 of them may block (HTTP to the service, the Docker engine, waiting for a service to start), so
 none may run on the GUI thread. :func:`example_request` and :func:`check_endpoint_name` are
 pure and cheap.
@@ -13,7 +13,8 @@ import json
 import time
 from pathlib import Path
 
-from ...serving.webservice import signature_from_metadata  # noqa: F401 - the view and tests use it from here
+from ...app.queries import endpoint_exists, endpoint_names
+from ...core.webservice import signature_from_metadata  # noqa: F401 - the view and tests use it from here
 
 NO_CODE_FRAMEWORKS = ("TensorFlow", "Keras", "", None)
 MAX_EXAMPLE_VALUES = 50_000  # a bigger input (e.g. a 224x224x3 image) gets an empty example
@@ -22,7 +23,7 @@ LOG_LINES = 5000
 
 def check_endpoint_name(name: str, taken: set[str] | frozenset[str] = frozenset()) -> str | None:
     """Why ``name`` cannot be an endpoint's name, or None if it can."""
-    from ...serving.webservice import endpoint_name_problem
+    from ...core.webservice import endpoint_name_problem
     problem = endpoint_name_problem(name)
     if problem is None and name in taken:
         problem = f"An endpoint named {name!r} already exists: choose another name, or delete it first."
@@ -30,11 +31,6 @@ def check_endpoint_name(name: str, taken: set[str] | frozenset[str] = frozenset(
 
 
 # ------------------------------------------------------------------------------ reading
-
-def _row(ws, name: str) -> tuple | None:
-    """The endpoint's row if it exists (whatever its state)."""
-    return ws.db.execute("SELECT name FROM endpoints WHERE name=?", [name]).fetchone()
-
 
 def _record(svc) -> dict:
     d = svc.as_dict()
@@ -45,9 +41,9 @@ def _record(svc) -> dict:
 
 def list_endpoints(ws, state=None) -> list[dict]:
     """Every endpoint with its state (a service found dead is marked Unhealthy on the way)."""
-    from ...serving.webservice import Webservice, WebserviceException
+    from ...core.webservice import Webservice, WebserviceException
     out = []
-    for (name,) in ws.db.execute("SELECT name FROM endpoints ORDER BY name").fetchall():
+    for name in endpoint_names(ws):
         try:
             out.append(_record(Webservice(ws, name)))
         except WebserviceException:
@@ -57,7 +53,7 @@ def list_endpoints(ws, state=None) -> list[dict]:
 
 def endpoint_detail(ws, state, name: str) -> dict:
     """The endpoint's record, key, base URI, input signature and an example request."""
-    from ...serving.webservice import Webservice
+    from ...core.webservice import Webservice
     svc = Webservice(ws, name)
     d = _record(svc)
     d["key"] = svc.get_keys()[0]
@@ -119,14 +115,14 @@ def example_request(sig: dict | None, has_entry_script: bool = False) -> str:
 
 def endpoint_stats(ws, state, name: str) -> dict:
     """GET /v1/stats (not counted by the service): requests, errors, requests_per_s, latency_ms."""
-    from ...serving.webservice import Webservice
+    from ...core.webservice import Webservice
     return Webservice(ws, name).stats() or {}
 
 
 def send_request(ws, state, name: str, body: str) -> dict:
     """Sends ``body`` to the endpoint's :predict; ``{"answer", "ms"}``. Raises with the
     service's own message on a 4xx/5xx answer."""
-    from ...serving.webservice import Webservice
+    from ...core.webservice import Webservice
     svc = Webservice(ws, name)
     t0 = time.perf_counter()
     answer = svc.run(body)
@@ -135,23 +131,23 @@ def send_request(ws, state, name: str, body: str) -> dict:
 
 
 def endpoint_logs(ws, state, name: str, lines: int = LOG_LINES) -> str:
-    from ...serving.webservice import Webservice
+    from ...core.webservice import Webservice
     return Webservice(ws, name).get_logs(lines)
 
 
 def rotate_key(ws, state, name: str) -> str:
-    from ...serving.webservice import Webservice
+    from ...core.webservice import Webservice
     return Webservice(ws, name).regen_key()
 
 
 def stop_endpoint(ws, state, name: str) -> str:
-    from ...serving.webservice import Webservice
+    from ...core.webservice import Webservice
     Webservice(ws, name).stop()
     return name
 
 
 def start_endpoint(ws, state, name: str) -> dict:
-    from ...serving.webservice import Webservice
+    from ...core.webservice import Webservice
     svc = Webservice(ws, name)
     state.progress(0, 0, f"starting {name}")
     st = svc.start()
@@ -160,7 +156,7 @@ def start_endpoint(ws, state, name: str) -> dict:
 
 
 def delete_endpoint(ws, state, name: str) -> str:
-    from ...serving.webservice import Webservice
+    from ...core.webservice import Webservice
     Webservice(ws, name).delete()
     return name
 
@@ -171,14 +167,13 @@ def deploy_choices(ws, state=None) -> dict:
     """What the Deploy dialog offers: models (name, versions, framework), Docker targets,
     the endpoint names already taken."""
     from ...core.compute import ComputeTarget
+    from ...core.model import Model
     models: dict[str, list[dict]] = {}
-    for name, version, framework in ws.db.execute(
-            "SELECT name, version, framework FROM models ORDER BY name, version DESC").fetchall():
-        models.setdefault(name, []).append({"version": version, "framework": framework or ""})
+    for m in sorted(Model.list(ws), key=lambda m: (m.name, -m.version)):
+        models.setdefault(m.name, []).append({"version": m.version, "framework": m.model_framework or ""})
     targets = [{"name": t.name, "state": t.provisioning_state, "detail": t.state_detail}
                for t in ComputeTarget.list(ws).values() if t.kind == "docker"]
-    taken = [r[0] for r in ws.db.execute("SELECT name FROM endpoints ORDER BY name")]
-    return {"models": models, "targets": targets, "endpoints": taken}
+    return {"models": models, "targets": targets, "endpoints": endpoint_names(ws)}
 
 
 def deploy_model(ws, state, form: dict) -> dict:
@@ -186,12 +181,12 @@ def deploy_model(ws, state, form: dict) -> dict:
     entry_script, overwrite} and waits until the service is Healthy or Failed.
     Returns the endpoint's record plus its log when it did not become Healthy."""
     from ...core.model import Model
-    from ...serving.webservice import InferenceConfig, LocalWebservice, Webservice, deploy
+    from ...core.webservice import InferenceConfig, LocalWebservice, Webservice, deploy
     model = Model(ws, form["model"], version=int(form["version"]) if form.get("version") else None)
     if form.get("where", "local") == "local":
         config = LocalWebservice.deploy_configuration(port=int(form.get("port") or 0) or None)
     else:
-        from ...serving.container import DockerWebservice
+        from ...core.webservice import DockerWebservice
         config = DockerWebservice.deploy_configuration(compute_target=form["where"],
                                                        port=int(form.get("port") or 0) or None)
     ic = None
@@ -200,14 +195,14 @@ def deploy_model(ws, state, form: dict) -> dict:
         ic = InferenceConfig(entry_script=p.name, source_directory=str(p.parent))
     state.progress(0, 0, f"starting the service for {model.id}")
     overwrite = bool(form.get("overwrite"))
-    existed = _row(ws, form["name"]) is not None
+    existed = endpoint_exists(ws, form["name"])
     try:
         svc = deploy(ws, form["name"], [model], inference_config=ic, deployment_config=config,
                      overwrite=overwrite)
     except Exception as exc:
         # a launch that failed (e.g. no Docker engine) leaves a Failed endpoint: show it as such;
         # a refusal (bad name, name taken, not a no-code model) created nothing: raise it
-        if _row(ws, form["name"]) is None or (existed and not overwrite):
+        if not endpoint_exists(ws, form["name"]) or (existed and not overwrite):
             raise
         svc = Webservice(ws, form["name"])
         out = _record(svc)

@@ -14,14 +14,11 @@ import html
 import json
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QFontDatabase, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
-    QFrame,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
     QSplitter,
     QTabWidget,
@@ -29,15 +26,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..resources import icon, state_icon
+from ..resources import icon
 from ..widgets.log_view import LogView
 from . import endpoint_tasks as tasks
-from .base import BaseView, confirm_box, fmt_duration, fmt_time, heading
+from .endpoint_panels import EndpointPanels, endpoint_icon, kind_text
+from .base import BaseView, confirm_box, fmt_duration, fmt_time
 from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 
-# endpoint state -> the run-state icon that reads the same
-STATE_ICONS = {"Healthy": "Completed", "Transitioning": "Preparing", "Failed": "Failed", "Unhealthy": "Failed",
-               "Stopped": "Canceled"}
 STATS_INTERVAL_MS = 1000
 LIST_INTERVAL_MS = 5000  # a service that died is noticed (Unhealthy) by reading its state
 LOGS_INTERVAL_MS = 2000
@@ -45,41 +40,11 @@ OK_STYLE = "color: #2e9e44;"
 ERROR_STYLE = "color: #d33a2c;"
 
 
-def endpoint_icon(state: str):
-    return state_icon(STATE_ICONS.get(state, "Queued"))
-
-
-def _kind(r: dict) -> str:
-    return f"docker ({r['compute_target']})" if r["kind"] == "docker" and r.get("compute_target") else r["kind"]
-
-
 def _ms(v) -> str:
     return "–" if v is None else (f"{v:.1f} ms" if v < 100 else f"{v:.0f} ms")
 
 
-class _Stat(QFrame):
-    """A figure with its caption (requests/s, p50, p99...)."""
-
-    def __init__(self, caption: str, parent=None):
-        super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(10, 4, 10, 4)
-        self.value = QLabel("–")
-        f = self.value.font()
-        f.setPointSizeF(f.pointSizeF() * 1.5)
-        f.setBold(True)
-        self.value.setFont(f)
-        self.caption = QLabel(caption)
-        lay.addWidget(self.value)
-        lay.addWidget(self.caption)
-
-    def set(self, text: str) -> None:
-        if self.value.text() != text:
-            self.value.setText(text)
-
-
-class EndpointsView(BaseView):
+class EndpointsView(EndpointPanels, BaseView):
     title = "Endpoints"
     icon_name = "endpoints"
     topics = frozenset({"endpoints"})
@@ -105,137 +70,15 @@ class EndpointsView(BaseView):
                    tooltip=lambda r: r["detail"] or r["state"]),
             Column("URL", lambda r: r["url"]),
             Column("Model", lambda r: r["model"]),
-            Column("Kind", _kind),
+            Column("Kind", kind_text),
             Column("Created", lambda r: fmt_time(r["created"]), sort=lambda r: r["created"]),
         ], key="name")
         self.table, _ = make_table(self.model)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._selection_changed())
 
-        self.deploy_button = QPushButton(icon("endpoints"), "Deploy…")
-        self.deploy_button.setToolTip("Deploy a registered model as a web service")
-        self.deploy_button.clicked.connect(lambda: self.open_deploy_dialog())
-        self.start_button = QPushButton(icon("submit"), "Start")
-        self.start_button.clicked.connect(self.start_selected)
-        self.stop_button = QPushButton(icon("cancel"), "Stop")
-        self.stop_button.clicked.connect(self.stop_selected)
-        self.delete_button = QPushButton(icon("delete"), "Delete")
-        self.delete_button.clicked.connect(lambda: self.delete_selected(confirm=True))
-        self.refresh_button = QPushButton(icon("refresh"), "Refresh")
-        self.refresh_button.clicked.connect(self.refresh)
-        bar = QHBoxLayout()
-        for b in (self.deploy_button, self.start_button, self.stop_button, self.delete_button):
-            bar.addWidget(b)
-        bar.addStretch(1)
-        bar.addWidget(self.refresh_button)
-
-        # -- the selected endpoint
-        self.name_label = heading("")
-        self.state_icon = QLabel()
-        self.state_label = QLabel("")
-        self.state_label.setWordWrap(True)
-        self.state_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.url_edit = QLineEdit()
-        self.url_edit.setReadOnly(True)
-        self.copy_url_button = QPushButton(icon("link"), "Copy")
-        self.copy_url_button.clicked.connect(lambda: self._copy(self.url_edit.text(), "scoring URI"))
-        self.key_edit = QLineEdit()
-        self.key_edit.setReadOnly(True)
-        self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
-        self.show_key_button = QPushButton("Show")
-        self.show_key_button.setCheckable(True)
-        self.show_key_button.toggled.connect(self._reveal_key)
-        self.copy_key_button = QPushButton("Copy")
-        self.copy_key_button.clicked.connect(lambda: self._copy(self.key_edit.text(), "key"))
-        self.rotate_button = QPushButton(icon("refresh"), "Rotate key")
-        self.rotate_button.setToolTip("Replace the key; the service keeps running and refuses the old key")
-        self.rotate_button.clicked.connect(lambda: self.rotate_key(confirm=True))
-        self.info_label = QLabel("")
-        self.info_label.setWordWrap(True)
-        self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
-        self.info_label.linkActivated.connect(self._link)
-
-        self.rate_stat = _Stat("requests/s (last 10 s)")
-        self.p50_stat = _Stat("latency p50")
-        self.p99_stat = _Stat("latency p99")
-        self.total_stat = _Stat("requests")
-        self.errors_stat = _Stat("errors")
-        self.stats_note = QLabel("")
-        self.stats_note.setWordWrap(True)
-        stats_row = QHBoxLayout()
-        for w in (self.rate_stat, self.p50_stat, self.p99_stat, self.total_stat, self.errors_stat):
-            stats_row.addWidget(w)
-        stats_row.addStretch(1)
-
-        grid = QGridLayout()
-        grid.addWidget(QLabel("Scoring URI"), 0, 0)
-        url_row = QHBoxLayout()
-        url_row.addWidget(self.url_edit, 1)
-        url_row.addWidget(self.copy_url_button)
-        grid.addLayout(url_row, 0, 1)
-        grid.addWidget(QLabel("Key"), 1, 0)
-        key_row = QHBoxLayout()
-        key_row.addWidget(self.key_edit, 1)
-        key_row.addWidget(self.show_key_button)
-        key_row.addWidget(self.copy_key_button)
-        key_row.addWidget(self.rotate_button)
-        grid.addLayout(key_row, 1, 1)
-        grid.setColumnStretch(1, 1)
-        head = QHBoxLayout()
-        head.addWidget(self.state_icon)
-        head.addWidget(self.name_label)
-        head.addWidget(self.state_label, 1)
-        overview = QWidget()
-        ol = QVBoxLayout(overview)
-        ol.setContentsMargins(0, 0, 0, 0)
-        ol.addLayout(head)
-        ol.addLayout(grid)
-        ol.addWidget(self.info_label)
-        ol.addLayout(stats_row)
-        ol.addWidget(self.stats_note)
-
-        # -- test console
-        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
-        self.request_edit = QPlainTextEdit()
-        self.request_edit.setFont(mono)
-        self.request_edit.setPlaceholderText('{"instances": [[...]]}')
-        self.request_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)  # a row of an input stays a row
-        self.send_button = QPushButton(icon("submit"), "Send")
-        self.send_button.setToolTip("POST the request to the endpoint's :predict (Ctrl+Return)")
-        self.send_button.clicked.connect(self.send)
-        self.example_button = QPushButton("Example")
-        self.example_button.setToolTip("An example request built from the model's input signature")
-        self.example_button.clicked.connect(self._fill_example)
-        self.answer_status = QLabel("")
-        self.answer_status.setWordWrap(True)
-        self.answer_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.answer_edit = QPlainTextEdit()
-        self.answer_edit.setReadOnly(True)
-        self.answer_edit.setFont(mono)
-        self.answer_edit.setPlaceholderText("The answer appears here.")
-        self.answer_edit.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        QShortcut(QKeySequence("Ctrl+Return"), self.request_edit, activated=self.send)
-        req_box = QWidget()
-        rl = QVBoxLayout(req_box)
-        rl.setContentsMargins(0, 0, 0, 0)
-        rb = QHBoxLayout()
-        rb.addWidget(QLabel("Request (JSON)"))
-        rb.addStretch(1)
-        rb.addWidget(self.example_button)
-        rb.addWidget(self.send_button)
-        rl.addLayout(rb)
-        rl.addWidget(self.request_edit, 1)
-        ans_box = QWidget()
-        al = QVBoxLayout(ans_box)
-        al.setContentsMargins(0, 0, 0, 0)
-        al.addWidget(self.answer_status)
-        al.addWidget(self.answer_edit, 1)
-        console = QSplitter(Qt.Orientation.Horizontal)
-        console.addWidget(req_box)
-        console.addWidget(ans_box)
-        console.setStretchFactor(0, 3)
-        console.setStretchFactor(1, 2)
-
-        # -- logs
+        bar = self._actions_bar()
+        overview = self._overview_panel()
+        console = self._console_panel()
         self.log_view = LogView()
         self.log_view.set_max_lines(tasks.LOG_LINES)
 
@@ -278,6 +121,26 @@ class EndpointsView(BaseView):
         self._logs_timer.setInterval(LOGS_INTERVAL_MS)
         self._logs_timer.timeout.connect(self._poll_logs)
         self._show_selected()
+
+    def _actions_bar(self) -> QHBoxLayout:
+        """Deploy…, Start, Stop, Delete and Refresh."""
+        self.deploy_button = QPushButton(icon("endpoints"), "Deploy…")
+        self.deploy_button.setToolTip("Deploy a registered model as a web service")
+        self.deploy_button.clicked.connect(lambda: self.open_deploy_dialog())
+        self.start_button = QPushButton(icon("submit"), "Start")
+        self.start_button.clicked.connect(self.start_selected)
+        self.stop_button = QPushButton(icon("cancel"), "Stop")
+        self.stop_button.clicked.connect(self.stop_selected)
+        self.delete_button = QPushButton(icon("delete"), "Delete")
+        self.delete_button.clicked.connect(lambda: self.delete_selected(confirm=True))
+        self.refresh_button = QPushButton(icon("refresh"), "Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        bar = QHBoxLayout()
+        for b in (self.deploy_button, self.start_button, self.stop_button, self.delete_button):
+            bar.addWidget(b)
+        bar.addStretch(1)
+        bar.addWidget(self.refresh_button)
+        return bar
 
     # -- loading ------------------------------------------------------------------------
     def reload(self) -> None:
@@ -394,7 +257,7 @@ class EndpointsView(BaseView):
         e = html.escape
         model_name, _, version = rec["model"].partition(":")
         parts = [f"Model <a href='model:{e(rec['model'])}'>{e(model_name)} version {e(version)}</a>",
-                 f"Kind {e(_kind(rec))}", f"created {fmt_time(rec['created'])}"]
+                 f"Kind {e(kind_text(rec))}", f"created {fmt_time(rec['created'])}"]
         if rec.get("entry_script"):
             parts.append(f"entry script {e(rec['entry_script'])}")
         if d and d.get("base_uri"):

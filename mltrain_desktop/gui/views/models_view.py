@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ...app import queries
 from ..resources import icon
-from . import queries
 from .base import BaseView, fmt_bytes, fmt_time
 from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 

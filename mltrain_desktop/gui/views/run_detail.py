@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...domain.run_state import TERMINAL
 from ..bridge import RunFollower
 from ..resources import icon, state_icon
 from ..widgets.live_plot import LivePlotPanel
@@ -91,7 +92,26 @@ class RunDetailView(BaseView):
         self._log_chosen = False
         self.dialog = None
 
-        # header
+        head = self._header()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._overview_tab(), "Overview")
+        self.tabs.addTab(self._metrics_tab(), icon("runs"), "Metrics")
+        self.tabs.addTab(self._logs_tab(), icon("log"), "Logs")
+        self.tabs.addTab(self._outputs_tab(), icon("folder"), "Outputs")
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(head)
+        lay.addWidget(self.id_label)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.tabs, 1)
+
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
+        self._metrics_table_dirty = False
+
+    def _header(self) -> QHBoxLayout:
+        """Back button, state, title and the run actions."""
         self.back_button = QPushButton(icon("runs"), "All runs")
         self.back_button.clicked.connect(lambda: self.ctx.openRuns.emit(""))
         self.title_label = QLabel("")
@@ -122,8 +142,10 @@ class RunDetailView(BaseView):
         head.addStretch(1)
         for b in (self.cancel_button, self.resubmit_button, self.register_button):
             head.addWidget(b)
+        return head
 
-        # overview tab
+    def _overview_tab(self) -> QWidget:
+        """The timeline, the details form and the state changes."""
         self.timeline = TimelineWidget()
         self.details_form = QFormLayout()
         self.detail_labels: dict[str, QLabel] = {}
@@ -145,8 +167,10 @@ class RunDetailView(BaseView):
         ol.addWidget(self.timeline)
         ol.addLayout(self.details_form)
         ol.addWidget(self.events_table, 1)
+        return overview
 
-        # metrics tab
+    def _metrics_tab(self) -> QWidget:
+        """Live charts per metric (one rank at a time) and their summary table."""
         self.plots = LivePlotPanel(spare_chart=True)  # a run's first chart appears without a stall
         self.rank_combo = QComboBox()
         self.rank_combo.addItem("rank 0", 0)
@@ -172,8 +196,10 @@ class RunDetailView(BaseView):
         split.setSizes([500, 150])
         ml.addWidget(split, 1)
         self._set_rank_visible(False)
+        return metrics
 
-        # logs tab
+    def _logs_tab(self) -> QWidget:
+        """One log file at a time, followed live."""
         self.log_combo = QComboBox()
         self.log_combo.currentTextChanged.connect(self._log_changed)
         self.log_view = LogView()
@@ -185,8 +211,10 @@ class RunDetailView(BaseView):
         lr.addWidget(self.log_combo, 1)
         ll.addLayout(lr)
         ll.addWidget(self.log_view, 1)
+        return logs
 
-        # outputs tab
+    def _outputs_tab(self) -> QWidget:
+        """The run's files, with open-folder and download."""
         self.files_tree = QTreeWidget()
         self.files_tree.setHeaderLabels(["File", "Size"])
         self.files_tree.setColumnWidth(0, 420)
@@ -203,23 +231,7 @@ class RunDetailView(BaseView):
         ob.addStretch(1)
         outl.addLayout(ob)
         outl.addWidget(self.files_tree, 1)
-
-        self.tabs = QTabWidget()
-        self.tabs.addTab(overview, "Overview")
-        self.tabs.addTab(metrics, icon("runs"), "Metrics")
-        self.tabs.addTab(logs, icon("log"), "Logs")
-        self.tabs.addTab(outputs, icon("folder"), "Outputs")
-
-        lay = QVBoxLayout(self)
-        lay.addLayout(head)
-        lay.addWidget(self.id_label)
-        lay.addWidget(self.banner)
-        lay.addWidget(self.tabs, 1)
-
-        self._clock = QTimer(self)
-        self._clock.setInterval(1000)
-        self._clock.timeout.connect(self._tick)
-        self._metrics_table_dirty = False
+        return outputs
 
     # -- lifecycle ----------------------------------------------------------------------
     def show_run(self, run_id: str) -> None:
@@ -286,7 +298,7 @@ class RunDetailView(BaseView):
         self.title_label.setText(f"{st['experiment']} #{st['number']}")
         self.state_label.setText(status)
         self.state_icon.setPixmap(state_icon(status).pixmap(20, 20))
-        active = status not in ("Completed", "Failed", "Canceled")
+        active = status not in TERMINAL
         self.cancel_button.setEnabled(active)
         self.resubmit_button.setEnabled(True)
         self.register_button.setEnabled(status == "Completed" and st["run_dir_exists"])
@@ -323,7 +335,7 @@ class RunDetailView(BaseView):
         self.events_table.setRowCount(len(st["events"]))
         for i, e in enumerate(st["events"]):
             nxt = st["events"][i + 1]["at"] if i + 1 < len(st["events"]) else None
-            dur = (nxt - e["at"]) if nxt else (None if e["status"] in ("Completed", "Failed", "Canceled")
+            dur = (nxt - e["at"]) if nxt else (None if e["status"] in TERMINAL
                                                else time.time() - e["at"])
             for c, text in enumerate((e["status"], fmt_time(e["at"]), fmt_duration(dur), e["detail"] or "")):
                 item = QTableWidgetItem(text)
@@ -346,7 +358,7 @@ class RunDetailView(BaseView):
             self.detail_labels["Duration"].setText(fmt_duration(end - st["started"]))
 
     def _tick(self) -> None:
-        if self.state and self.state["status"] not in ("Completed", "Failed", "Canceled"):
+        if self.state and self.state["status"] not in TERMINAL:
             self._update_duration()
             self.timeline.update()
         if self._metrics_table_dirty and self.tabs.currentIndex() == 1:

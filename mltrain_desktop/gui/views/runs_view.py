@@ -14,13 +14,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...app import queries
+from ...domain.run_state import ACTIVE, RunStatus
 from ..resources import icon, state_icon
-from . import queries
 from .base import BaseView, confirm_box, fmt_duration, fmt_time, fmt_value, run_duration
 from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
 
 ALL = "All experiments"
-STATES = ("Queued", "Preparing", "Running", "Finalizing", "Completed", "Failed", "Canceled")
+STATES = tuple(s.value for s in RunStatus)
 DURATION_COL = 5
 
 
@@ -177,7 +178,7 @@ class RunsView(BaseView):
             return False
         st = self.state_filter.currentText()
         if st == "Active":
-            return rec["status"] in STATES[:4]
+            return rec["status"] in ACTIVE
         return st == "All states" or rec["status"] == st
 
     def _apply_filters(self) -> None:
@@ -186,7 +187,7 @@ class RunsView(BaseView):
     def _on_tick(self) -> None:
         if not self.isVisible():
             return
-        active = any(r["status"] in STATES[:4] for r in self.model.records)
+        active = any(r["status"] in ACTIVE for r in self.model.records)
         if active:
             self.model.refresh_column(DURATION_COL)
             self._ticks += 1
@@ -204,7 +205,7 @@ class RunsView(BaseView):
         sel = self.selected()
         self.open_button.setEnabled(len(sel) == 1)
         self.resubmit_button.setEnabled(len(sel) == 1)
-        self.cancel_button.setEnabled(any(r["status"] in STATES[:4] for r in sel))
+        self.cancel_button.setEnabled(any(r["status"] in ACTIVE for r in sel))
         self.compare_button.setEnabled(len(sel) >= 2)
 
     def open_selected(self) -> None:
@@ -213,7 +214,7 @@ class RunsView(BaseView):
             self.ctx.openRun.emit(sel[0]["id"])
 
     def cancel_selected(self) -> None:
-        ids = [r["id"] for r in self.selected() if r["status"] in STATES[:4]]
+        ids = [r["id"] for r in self.selected() if r["status"] in ACTIVE]
         if ids:
             self.ctx.bridge.run(cancel_runs, ids, on_done=lambda st: self.ctx.message.emit(
                 f"Cancel requested for {len(ids)} run(s)"), on_error=lambda e: self.ctx.show_error("Cancel", str(e)))

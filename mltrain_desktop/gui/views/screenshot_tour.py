@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
-from . import queries
+from ...app import queries
 
 POLL_MS = 100
 SETTLE_S = 0.6

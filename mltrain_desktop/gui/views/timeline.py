@@ -7,11 +7,11 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from ...domain.run_state import TERMINAL
 from .base import fmt_duration
 
 COLORS = {"Queued": "#8a8f98", "Preparing": "#e0a100", "Running": "#1f77d4", "Finalizing": "#17a2b8",
           "Completed": "#2e9e44", "Failed": "#d33a2c", "Canceled": "#8a8f98"}
-TERMINAL = ("Completed", "Failed", "Canceled")
 
 
 def segments(events: list[dict], now: float | None = None) -> list[tuple[str, float, float]]:

@@ -11,12 +11,13 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from ...app import queries
+from ...domain.run_state import ACTIVE, RunStatus
 from ..resources import icon, state_icon
-from . import queries
 from .base import BaseView, fmt_bytes, fmt_duration, fmt_time, fmt_value, heading, run_duration
 from .table_model import Column, RecordTableModel, fit_columns, make_table
 
-STATES = ("Queued", "Preparing", "Running", "Finalizing", "Completed", "Failed", "Canceled")
+STATES = tuple(s.value for s in RunStatus)
 
 
 class _Card(QFrame):
@@ -123,7 +124,7 @@ class WorkspaceView(BaseView):
         self.cards["datasets"].value.setText(str(d["datasets"]))
         self.cards["datasets"].detail.setText(f"{d['dataset_versions']} version(s)")
         self.cards["runs"].value.setText(str(d["runs"]))
-        active = sum(d["runs_by_state"].get(s, 0) for s in STATES[:4])
+        active = sum(d["runs_by_state"].get(s, 0) for s in ACTIVE)
         self.cards["runs"].detail.setText(f"{d['experiments']} experiment(s), {active} active")
         self.cards["models"].value.setText(str(d["models"]))
         self.cards["models"].detail.setText(f"{d['model_versions']} version(s)")

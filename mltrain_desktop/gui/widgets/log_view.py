@@ -118,25 +118,7 @@ class LogView(QWidget):
         self.editor.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.editor.customContextMenuRequested.connect(self._context_menu)
 
-        # actions
-        self.find_action = QAction("Find\u2026", self)
-        self.find_action.triggered.connect(self.show_search)
-        self.copy_action = QAction("Copy", self)
-        self.copy_action.setToolTip("Copy the selection (or everything shown, if nothing is selected)")
-        self.copy_action.triggered.connect(self.copy)
-        self.copy_all_action = QAction("Copy all", self)
-        self.copy_all_action.triggered.connect(self.copy_all)
-        self.wrap_action = QAction("Wrap lines", self)
-        self.wrap_action.setCheckable(True)
-        self.wrap_action.toggled.connect(self.set_wrap)
-        for seq, slot in (
-            (QKeySequence.StandardKey.Find, self.show_search),
-            (QKeySequence.StandardKey.FindNext, self.find_next),
-            (QKeySequence.StandardKey.FindPrevious, self.find_previous),
-        ):
-            sc = QShortcut(QKeySequence(seq), self)
-            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            sc.activated.connect(slot)
+        self._make_actions()
 
         # toolbar
         self.toolbar = QWidget(self)
@@ -156,7 +138,57 @@ class LogView(QWidget):
         self.note.setVisible(False)
         self.note.setContentsMargins(4, 2, 4, 2)
 
-        # search bar
+        self._make_search_bar()
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.toolbar)
+        lay.addWidget(self.note)
+        lay.addWidget(self.editor, 1)
+        lay.addWidget(self.search_bar)
+
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
+        self._flush_timer.timeout.connect(self.flush)
+        self._search_timer = QTimer(self)  # debounce typing
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(150)
+        self._search_timer.timeout.connect(lambda: self._refresh_matches(jump=True))
+        self._research_timer = QTimer(self)  # matches went stale after appends
+        self._research_timer.setSingleShot(True)
+        self._research_timer.setInterval(500)
+        self._research_timer.timeout.connect(lambda: self._refresh_matches(jump=False))
+
+        self._match_format = QTextCharFormat()
+        self._match_format.setBackground(QColor(255, 230, 0, 110))
+        self._current_format = QTextCharFormat()
+        self._current_format.setBackground(QColor(255, 150, 0, 200))
+
+    def _make_actions(self) -> None:
+        """Find, copy, copy all and wrap, and the find shortcuts."""
+        self.find_action = QAction("Find\u2026", self)
+        self.find_action.triggered.connect(self.show_search)
+        self.copy_action = QAction("Copy", self)
+        self.copy_action.setToolTip("Copy the selection (or everything shown, if nothing is selected)")
+        self.copy_action.triggered.connect(self.copy)
+        self.copy_all_action = QAction("Copy all", self)
+        self.copy_all_action.triggered.connect(self.copy_all)
+        self.wrap_action = QAction("Wrap lines", self)
+        self.wrap_action.setCheckable(True)
+        self.wrap_action.toggled.connect(self.set_wrap)
+        for seq, slot in (
+            (QKeySequence.StandardKey.Find, self.show_search),
+            (QKeySequence.StandardKey.FindNext, self.find_next),
+            (QKeySequence.StandardKey.FindPrevious, self.find_previous),
+        ):
+            sc = QShortcut(QKeySequence(seq), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+
+    def _make_search_bar(self) -> None:
+        """The search bar (hidden until Ctrl+F): pattern, match count, previous, next, close."""
         self.search_bar = QWidget(self)
         sb = QHBoxLayout(self.search_bar)
         sb.setContentsMargins(2, 2, 2, 2)
@@ -184,32 +216,6 @@ class LogView(QWidget):
         for w in (self.search_edit, self.match_label, prev_b, next_b, close_b):
             sb.addWidget(w)
         self.search_bar.setVisible(False)
-
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
-        lay.addWidget(self.toolbar)
-        lay.addWidget(self.note)
-        lay.addWidget(self.editor, 1)
-        lay.addWidget(self.search_bar)
-
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setSingleShot(True)
-        self._flush_timer.setInterval(FLUSH_INTERVAL_MS)
-        self._flush_timer.timeout.connect(self.flush)
-        self._search_timer = QTimer(self)  # debounce typing
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(150)
-        self._search_timer.timeout.connect(lambda: self._refresh_matches(jump=True))
-        self._research_timer = QTimer(self)  # matches went stale after appends
-        self._research_timer.setSingleShot(True)
-        self._research_timer.setInterval(500)
-        self._research_timer.timeout.connect(lambda: self._refresh_matches(jump=False))
-
-        self._match_format = QTextCharFormat()
-        self._match_format.setBackground(QColor(255, 230, 0, 110))
-        self._current_format = QTextCharFormat()
-        self._current_format.setBackground(QColor(255, 150, 0, 200))
 
     # ------------------------------------------------------------------ text in
 

@@ -1,54 +1,18 @@
 """The ``mltrain`` command line: the SDK's operations, headless, with ``--json`` output for scripts."""
 from __future__ import annotations
 
-import json
 import sys
 import time
-from pathlib import Path
 
 import click
 
-from . import __version__
-
-
-def _ws(ctx):
-    from .core.workspace import Workspace, default_workspace_dir, is_workspace
-    path = ctx.obj.get("workspace")
-    if path:
-        return Workspace(path)
-    try:
-        return Workspace.from_config()
-    except Exception:  # noqa: BLE001 - fall back to the default workspace
-        d = default_workspace_dir()
-        if is_workspace(d):
-            return Workspace(d)
-        raise click.ClickException("no workspace: pass --workspace PATH, run inside a folder with "
-                                   ".mltrain/config.json, or create one with `mltrain workspace create PATH`")
-
-
-def _out(ctx, data, text: str | None = None):
-    if ctx.obj.get("json"):
-        click.echo(json.dumps(data, indent=2, default=str))
-    else:
-        click.echo(text if text is not None else json.dumps(data, indent=2, default=str))
-
-
-def _fmt_time(t):
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
-
-
-def _table(rows: list[list], headers: list[str]) -> str:
-    cols = [headers] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cols) for i in range(len(headers))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cols[1:]]
-    return "\n".join(lines)
+from .common import _fmt_time, _out, _table, _ws
 
 
 class _Group(click.Group):
     def invoke(self, ctx):
-        from .core.errors import MLTrainError
-        from .store.db import StoreError
+        from ..core.errors import MLTrainError
+        from ..store.db import StoreError
         try:
             return super().invoke(ctx)
         except (MLTrainError, StoreError, ValueError, OSError) as exc:
@@ -82,7 +46,7 @@ def workspace():
 @click.pass_context
 def workspace_create(ctx, path, write_config):
     """Create a workspace at PATH (default: the user data folder)."""
-    from .core.workspace import Workspace
+    from ..core.workspace import Workspace
     ws = Workspace.create(path)
     cfg = ws.write_config() if write_config else None
     _out(ctx, {"path": str(ws.path), "config": str(cfg) if cfg else None}, f"Created workspace {ws.path}")
@@ -92,14 +56,12 @@ def workspace_create(ctx, path, write_config):
 @click.pass_context
 def workspace_show(ctx):
     """Show the workspace's contents."""
+    from ..core.runs import Run
     ws = _ws(ctx)
-    db = ws.db
-    counts = dict(db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status").fetchall())
-    data = {"path": str(ws.path), "experiments": db.execute("SELECT COUNT(*) FROM experiments").fetchone()[0],
-            "datasets": db.execute("SELECT COUNT(*) FROM datasets").fetchone()[0],
-            "models": db.execute("SELECT COUNT(*) FROM models").fetchone()[0],
-            "compute_targets": db.execute("SELECT COUNT(*) FROM compute_targets").fetchone()[0],
-            "runs": counts, "disk_bytes": ws.disk_usage()}
+    counts = ws.counts()
+    data = {"path": str(ws.path), "experiments": counts["experiments"], "datasets": counts["datasets"],
+            "models": counts["model_versions"], "compute_targets": counts["compute_targets"],
+            "runs": Run.count_by_status(ws), "disk_bytes": ws.disk_usage()}
     _out(ctx, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
 
 
@@ -117,7 +79,7 @@ def dataset():
 @click.pass_context
 def dataset_register(ctx, name, paths, description, new_version):
     """Register files, folders, globs or http(s) URLs as dataset NAME."""
-    from .core.dataset import Dataset
+    from ..core.dataset import Dataset
 
     def progress(done, total, msg):
         if not ctx.obj.get("json"):
@@ -135,7 +97,7 @@ def dataset_register(ctx, name, paths, description, new_version):
 @click.pass_context
 def dataset_list(ctx):
     """List datasets and their versions."""
-    from .core.dataset import Dataset
+    from ..core.dataset import Dataset
     items = Dataset.list(_ws(ctx))
     data = [{"name": d.name, "version": d.version, "files": len(d.files), "bytes": d.total_bytes,
              "created": d.created, "description": d.description} for d in items]
@@ -149,7 +111,7 @@ def dataset_list(ctx):
 @click.pass_context
 def dataset_show(ctx, name, version):
     """Show the files of a dataset version."""
-    from .core.dataset import Dataset
+    from ..core.dataset import Dataset
     ds = Dataset.get_by_name(_ws(ctx), name, version)
     _out(ctx, {"name": ds.name, "version": ds.version, "files": ds.files, "path": str(ds.mount_path())},
          _table([[f["path"], f["size"], f["sha256"][:16]] for f in ds.files], ["PATH", "BYTES", "SHA256"]))
@@ -171,11 +133,11 @@ def compute():
 @click.pass_context
 def compute_create(ctx, name, kind, max_concurrent_runs, python, image, base_url):
     """Create (or update) a compute target and probe it."""
-    from .core.compute import ComputeTarget, LocalCompute
+    from ..core.compute import ComputeTarget, LocalCompute
     if kind == "local":
         cfg = LocalCompute.provisioning_configuration(max_concurrent_runs=max_concurrent_runs, python=python)
     else:
-        from .core.compute_docker import DockerCompute
+        from ..core.compute_docker import DockerCompute
         kw = {"image": image} if image else {}
         if base_url:
             kw["base_url"] = base_url
@@ -190,7 +152,7 @@ def compute_create(ctx, name, kind, max_concurrent_runs, python, image, base_url
 @click.pass_context
 def compute_list(ctx):
     """List compute targets."""
-    from .core.compute import ComputeTarget
+    from ..core.compute import ComputeTarget
     ts = ComputeTarget.list(_ws(ctx)).values()
     _out(ctx, [t.as_dict() for t in ts], _table(
         [[t.name, t.kind, t.provisioning_state, t.max_concurrent_runs, len(t.gpus), t.state_detail] for t in ts],
@@ -203,7 +165,7 @@ def compute_list(ctx):
 @click.pass_context
 def compute_show(ctx, name, refresh):
     """Show one compute target."""
-    from .core.compute import ComputeTarget
+    from ..core.compute import ComputeTarget
     t = ComputeTarget(_ws(ctx), name)
     if refresh:
         t.refresh_state()
@@ -215,7 +177,7 @@ def compute_show(ctx, name, refresh):
 @click.pass_context
 def compute_delete(ctx, name):
     """Delete a compute target without unfinished runs."""
-    from .core.compute import ComputeTarget
+    from ..core.compute import ComputeTarget
     ComputeTarget(_ws(ctx), name).delete()
     _out(ctx, {"deleted": name}, f"Deleted {name}")
 
@@ -229,7 +191,7 @@ def run():
 def _parse_arg_value(ws, value: str):
     """'dataset:NAME[:VERSION][:download]' becomes a dataset input; anything else stays text."""
     if value.startswith("dataset:"):
-        from .core.dataset import Dataset
+        from ..core.dataset import Dataset
         parts = value.split(":")[1:]
         name = parts[0]
         version = parts[1] if len(parts) > 1 and parts[1] not in ("", "download", "mount") else "latest"
@@ -259,9 +221,9 @@ def _parse_arg_value(ws, value: str):
 def run_submit(ctx, experiment, source_directory, entry_script, compute_target, pip_packages, env_vars, use_gpu,
                distribution, process_count, node_count, worker_count, ps_count, wait, script_args):
     """Submit ENTRY_SCRIPT; arguments after -- go to the script ('dataset:NAME[:VERSION]' is a dataset input)."""
-    from .core.experiment import Experiment
-    from .core.runconfig import MpiConfiguration, TensorflowConfiguration
-    from .train.estimator import Estimator
+    from ..core.experiment import Experiment
+    from ..core.runconfig import MpiConfiguration, TensorflowConfiguration
+    from ..train.estimator import Estimator
     ws = _ws(ctx)
     env = {}
     for kv in env_vars:
@@ -294,20 +256,10 @@ def run_submit(ctx, experiment, source_directory, entry_script, compute_target, 
 @click.pass_context
 def run_list(ctx, experiment, status, limit):
     """List runs, newest first."""
-    ws = _ws(ctx)
-    sql = ("SELECT r.id, e.name, r.number, r.status, r.compute, r.created, r.started, r.ended FROM runs r "
-           "JOIN experiments e ON e.id=r.experiment_id")
-    cond, args = [], []
-    if experiment:
-        cond.append("e.name=?")
-        args.append(experiment)
-    if status:
-        cond.append("r.status=?")
-        args.append(status)
-    if cond:
-        sql += " WHERE " + " AND ".join(cond)
-    rows = ws.db.execute(sql + " ORDER BY r.created DESC LIMIT ?", [*args, limit]).fetchall()
-    data = [dict(zip(["id", "experiment", "number", "status", "compute", "created", "started", "ended"], r)) for r in rows]
+    from ..app.queries import list_runs
+    keys = ("id", "experiment", "number", "status", "compute", "created", "started", "ended")
+    rows = list_runs(_ws(ctx), None, experiment=experiment, status=status, limit=limit, with_metrics=False)
+    data = [{k: r[k] for k in keys} for r in rows]
     _out(ctx, data, _table([[d["id"], d["experiment"], d["number"], d["status"], d["compute"], _fmt_time(d["created"])]
                             for d in data], ["RUN", "EXPERIMENT", "#", "STATUS", "COMPUTE", "CREATED"]))
 
@@ -317,7 +269,7 @@ def run_list(ctx, experiment, status, limit):
 @click.pass_context
 def run_show(ctx, run_id):
     """Show a run's details and state timeline."""
-    from .core.runs import Run
+    from ..core.runs import Run
     d = Run.get(_ws(ctx), run_id).get_details()
     if ctx.obj.get("json"):
         _out(ctx, d)
@@ -340,7 +292,7 @@ def run_show(ctx, run_id):
 @click.pass_context
 def run_logs(ctx, run_id, follow, log_name):
     """Print a run's log."""
-    from .core.runs import Run
+    from ..core.runs import Run
     r = Run.get(_ws(ctx), run_id)
     offset = 0
     while True:
@@ -360,7 +312,7 @@ def run_logs(ctx, run_id, follow, log_name):
 @click.pass_context
 def run_metrics(ctx, run_id, name):
     """Print a run's metrics (last value of each series unless --json)."""
-    from .core.runs import Run
+    from ..core.runs import Run
     m = Run.get(_ws(ctx), run_id).get_metrics(name)
     if ctx.obj.get("json"):
         _out(ctx, m)
@@ -374,7 +326,7 @@ def run_metrics(ctx, run_id, name):
 @click.pass_context
 def run_cancel(ctx, run_id):
     """Cancel a run (stops its whole process tree or containers)."""
-    from .core.runs import Run
+    from ..core.runs import Run
     status = Run.get(_ws(ctx), run_id).cancel()
     _out(ctx, {"run_id": run_id, "status": status}, f"{run_id}: {status}")
 
@@ -385,7 +337,7 @@ def run_cancel(ctx, run_id):
 @click.pass_context
 def run_resubmit(ctx, run_id, wait):
     """Submit a new run with the settings of RUN_ID."""
-    from .core.runs import Run
+    from ..core.runs import Run
     r = Run.get(_ws(ctx), run_id).resubmit()
     if not wait:
         _out(ctx, {"run_id": r.id, "status": r.get_status()}, r.id)
@@ -399,7 +351,7 @@ def run_resubmit(ctx, run_id, wait):
 @click.pass_context
 def run_delete(ctx, run_ids):
     """Delete finished runs (their rows, metrics and folders)."""
-    from .core.runs import Run
+    from ..core.runs import Run
     ws = _ws(ctx)
     for rid in run_ids:
         Run.get(ws, rid).delete()
@@ -411,7 +363,7 @@ def run_delete(ctx, run_ids):
 @click.pass_context
 def run_files(ctx, run_id):
     """List a run's files (outputs and logs)."""
-    from .core.runs import Run
+    from ..core.runs import Run
     names = Run.get(_ws(ctx), run_id).get_file_names()
     _out(ctx, names, "\n".join(names))
 
@@ -423,7 +375,7 @@ def run_files(ctx, run_id):
 @click.pass_context
 def run_download(ctx, run_id, name, dest):
     """Download one file of a run."""
-    from .core.runs import Run
+    from ..core.runs import Run
     p = Run.get(_ws(ctx), run_id).download_file(name, dest)
     _out(ctx, {"path": p}, p)
 
@@ -447,8 +399,8 @@ def model():
 @click.pass_context
 def model_register(ctx, run_id, name, model_path, framework, framework_version, cpu, memory_gb, tags, description):
     """Register MODEL_PATH of RUN_ID as a new version of model NAME."""
-    from .core.resource_configuration import ResourceConfiguration
-    from .core.runs import Run
+    from ..core.resource_configuration import ResourceConfiguration
+    from ..core.runs import Run
     rc = ResourceConfiguration(cpu=cpu, memory_in_gb=memory_gb) if (cpu or memory_gb) else None
     tag_dict = dict(t.split("=", 1) if "=" in t else (t, "") for t in tags)
     m = Run.get(_ws(ctx), run_id).register_model(name, model_path, tags=tag_dict, model_framework=framework,
@@ -462,7 +414,7 @@ def model_register(ctx, run_id, name, model_path, framework, framework_version, 
 @click.pass_context
 def model_list(ctx, name):
     """List registered models."""
-    from .core.model import Model
+    from ..core.model import Model
     ms = Model.list(_ws(ctx), name=name)
     _out(ctx, [m.as_dict() for m in ms], _table(
         [[m.name, m.version, m.model_framework or "", m.run_id or "", _fmt_time(m.created_time)] for m in ms],
@@ -477,7 +429,7 @@ def model_list(ctx, name):
 @click.pass_context
 def model_download(ctx, name, target_dir, version, overwrite):
     """Copy a registered model's files to TARGET_DIR."""
-    from .core.model import Model
+    from ..core.model import Model
     p = Model(_ws(ctx), name, version=version).download(target_dir, exist_ok=overwrite)
     _out(ctx, {"path": p}, p)
 
@@ -489,7 +441,7 @@ def model_download(ctx, name, target_dir, version, overwrite):
 @click.pass_context
 def sample(ctx, epochs, full_data):
     """Run the seed's whole flow: dataset, compute target, training with live metrics, registered model."""
-    from .core.sample_flow import run_sample
+    from ..core.sample_flow import run_sample
     ws = _ws_or_create(ctx)
     result = run_sample(ws, epochs=epochs, full=full_data, echo=None if ctx.obj.get("json") else click.echo)
     _out(ctx, result, f"Sample finished: run {result['run_id']} {result['status']}, model {result.get('model')}")
@@ -497,7 +449,7 @@ def sample(ctx, epochs, full_data):
 
 
 def _ws_or_create(ctx):
-    from .core.workspace import Workspace
+    from ..core.workspace import Workspace
     if ctx.obj.get("workspace"):
         return Workspace.create(ctx.obj["workspace"], exist_ok=True)
     try:
@@ -511,12 +463,8 @@ def main(argv=None):
 
 
 def _register_subgroups():
-    from .serving.cli import endpoint
+    from .endpoints import endpoint
     cli.add_command(endpoint)
 
 
 _register_subgroups()
-
-
-if __name__ == "__main__":
-    main()

@@ -21,6 +21,8 @@ class RunStatus(str, enum.Enum):
 
 
 TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+# The unfinished states, in the order a run passes them (every list of them derives from this).
+ACTIVE = (RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING)
 
 ALLOWED = {
     RunStatus.QUEUED: {RunStatus.PREPARING, RunStatus.FAILED, RunStatus.CANCELED},

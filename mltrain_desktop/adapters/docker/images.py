@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .backends.base import PrepareError
+from ...domain.errors import PrepareError
 
 ENV_REPOSITORY = "mltrain-env"
 RECIPE_VERSION = 1  # bump when the Dockerfile recipe changes, so old tags are not reused

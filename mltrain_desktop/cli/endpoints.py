@@ -7,14 +7,7 @@ import sys
 import click
 
 
-def _ws(ctx):
-    from ..cli import _ws as find
-    return find(ctx)
-
-
-def _out(ctx, data, text=None):
-    from ..cli import _out as out
-    out(ctx, data, text)
+from .common import _out, _ws
 
 
 @click.group()
@@ -33,13 +26,13 @@ def endpoint():
 def deploy_cmd(ctx, name, model, entry_script, port, compute, overwrite):
     """Deploy MODEL (NAME or NAME:VERSION) as endpoint NAME."""
     from ..core.model import Model
-    from .webservice import InferenceConfig, LocalWebservice, deploy
+    from ..core.webservice import InferenceConfig, LocalWebservice, deploy
     ws = _ws(ctx)
     mname, _, version = model.partition(":")
     m = Model(ws, mname, version=int(version) if version else None)
     ic = InferenceConfig(entry_script=entry_script) if entry_script else None
     if compute:
-        from .container import DockerWebservice
+        from ..core.webservice import DockerWebservice
         cfg = DockerWebservice.deploy_configuration(compute_target=compute, port=port)
     else:
         cfg = LocalWebservice.deploy_configuration(port=port)
@@ -57,7 +50,7 @@ def deploy_cmd(ctx, name, model, entry_script, port, compute, overwrite):
 @click.pass_context
 def list_cmd(ctx):
     """List endpoints with their state and URL."""
-    from .webservice import Webservice
+    from ..core.webservice import Webservice
     items = [w.as_dict() for w in Webservice.list(_ws(ctx))]
     lines = [f"{d['name']:<24} {d['state']:<13} {','.join(d['models']):<24} {d['scoring_uri'] or '-'}" for d in items]
     _out(ctx, items, "\n".join(["NAME                     STATE         MODEL                    URL"] + lines))
@@ -69,7 +62,7 @@ def list_cmd(ctx):
 @click.pass_context
 def logs_cmd(ctx, name, lines):
     """Print an endpoint's log."""
-    from .webservice import Webservice
+    from ..core.webservice import Webservice
     click.echo(Webservice(_ws(ctx), name).get_logs(lines))
 
 
@@ -80,7 +73,7 @@ def logs_cmd(ctx, name, lines):
 @click.pass_context
 def test_cmd(ctx, name, data, data_file):
     """Send a JSON request (DATA or --file) to an endpoint's :predict and print the answer."""
-    from .webservice import Webservice
+    from ..core.webservice import Webservice
     if data_file:
         data = open(data_file, encoding="utf-8").read()
     if not data:
@@ -95,7 +88,7 @@ def test_cmd(ctx, name, data, data_file):
 @click.pass_context
 def keys_cmd(ctx, name, rotate):
     """Show (or rotate) an endpoint's key."""
-    from .webservice import Webservice
+    from ..core.webservice import Webservice
     w = Webservice(_ws(ctx), name)
     key = w.regen_key() if rotate else w.get_keys()[0]
     _out(ctx, {"name": name, "key": key}, key)
@@ -106,7 +99,7 @@ def keys_cmd(ctx, name, rotate):
 @click.pass_context
 def stop_cmd(ctx, name):
     """Stop an endpoint's service (keeps its definition)."""
-    from .webservice import Webservice
+    from ..core.webservice import Webservice
     Webservice(_ws(ctx), name).stop()
     _out(ctx, {"name": name, "state": "Stopped"}, f"{name}: Stopped")
 
@@ -116,7 +109,7 @@ def stop_cmd(ctx, name):
 @click.pass_context
 def start_cmd(ctx, name):
     """Start a stopped endpoint again."""
-    from .webservice import Webservice
+    from ..core.webservice import Webservice
     state = Webservice(_ws(ctx), name).start()
     _out(ctx, {"name": name, "state": state}, f"{name}: {state}")
 
@@ -126,6 +119,6 @@ def start_cmd(ctx, name):
 @click.pass_context
 def delete_cmd(ctx, name):
     """Stop and remove an endpoint."""
-    from .webservice import Webservice
+    from ..core.webservice import Webservice
     Webservice(_ws(ctx), name).delete()
     _out(ctx, {"deleted": name}, f"Deleted {name}")

@@ -306,7 +306,7 @@ def default_python() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mltrain_desktop.engine.interpreters``: lists the candidates."""
+    """``python -m mltrain_desktop.adapters.interpreters``: lists the candidates."""
     for interp in discover():
         print(("* " if interp.has_tensorflow else "  ") + interp.describe())
     try:

@@ -1,4 +1,4 @@
-"""Moves metric records from a run's JSON-lines files into SQLite, resuming by byte offset.
+"""Metric rows: ingested from a run's JSON-lines files into SQLite, resuming by byte offset, and read back.
 
 Only whole lines are taken; the offset and the rows are committed in one transaction, so a
 crash of either side loses nothing and never ingests a record twice. A transaction covers up to
@@ -229,3 +229,62 @@ def decode_value(value, text):
         return float(text.replace("Infinity", "inf"))
     return text
 
+
+
+# ------------------------------------------------------------------------------ reading
+
+def points(conn: sqlite3.Connection, run_id: str, name: str | None = None, rank: int | None = 0) -> list[tuple]:
+    """(name, value) of every point of the run's metrics (one name, one rank when given), in
+    name, rank and step order; values decoded as logged."""
+    sql = ("SELECT s.name, m.value, m.text FROM metric_series s JOIN metrics m ON m.series_id = s.id "
+           "WHERE s.run_id=?")
+    args: list = [run_id]
+    if name is not None:
+        sql += " AND s.name=?"
+        args.append(name)
+    if rank is not None:
+        sql += " AND s.rank=?"
+        args.append(rank)
+    sql += " ORDER BY s.name, s.rank, m.step, m.rowid"
+    return [(n, decode_value(v, t)) for n, v, t in conn.execute(sql, args)]
+
+
+def table_rows(conn: sqlite3.Connection, run_id: str) -> list[tuple[str, dict]]:
+    """(name, row) of the run's logged table rows, by name and step."""
+    rows = conn.execute("SELECT name, row FROM metric_rows WHERE run_id=? ORDER BY name, step", [run_id])
+    return [(n, json.loads(r)) for n, r in rows]
+
+
+def series(conn: sqlite3.Connection, run_id: str, name: str, rank: int = 0,
+           after_step: int = -1) -> list[tuple]:
+    """(step, value, wall) of one metric's points after ``after_step``, by step (value as stored)."""
+    return conn.execute(
+        "SELECT m.step, m.value, m.wall FROM metrics m WHERE m.series_id = (SELECT id FROM metric_series "
+        "WHERE run_id=? AND name=? AND rank=?) AND m.step>? ORDER BY m.step",
+        [run_id, name, rank, after_step]).fetchall()
+
+
+def series_names(conn: sqlite3.Connection, run_id: str) -> list[tuple[str, int]]:
+    return [tuple(r) for r in conn.execute(
+        "SELECT name, rank FROM metric_series WHERE run_id=? ORDER BY rank, name", [run_id])]
+
+
+def rank0_series(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+    """{run id: {metric name: series id}} of every run's rank-0 metrics."""
+    out: dict[str, dict[str, int]] = {}
+    for sid, rid, name in conn.execute("SELECT id, run_id, name FROM metric_series WHERE rank = 0"):
+        out.setdefault(rid, {})[name] = sid
+    return out
+
+
+def last_point(conn: sqlite3.Connection, series_id: int) -> tuple | None:
+    """(value, text) of the series' last step as stored, or None when it has no point."""
+    return conn.execute("SELECT value, text FROM metrics WHERE series_id=? ORDER BY step DESC LIMIT 1",
+                        [series_id]).fetchone()
+
+
+def delete_for_run(conn: sqlite3.Connection, run_id: str) -> None:
+    """Removes the run's metrics, table rows and ingestion offsets (the caller's transaction)."""
+    conn.execute("DELETE FROM metrics WHERE series_id IN (SELECT id FROM metric_series WHERE run_id=?)", [run_id])
+    for table in ("metric_series", "metric_rows", "ingest_offsets"):
+        conn.execute(f"DELETE FROM {table} WHERE run_id=?", [run_id])

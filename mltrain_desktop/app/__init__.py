@@ -1,0 +1,1 @@
+"""Qt-free application logic that the window and the CLI share: queries, change watching, previews."""

@@ -1,0 +1,4 @@
+"""``python -m mltrain_desktop.cli``: the mltrain command."""
+from . import main
+
+main()
