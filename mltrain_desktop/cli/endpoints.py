@@ -51,7 +51,10 @@ def deploy_cmd(ctx, name, model, entry_script, port, compute, overwrite):
 def list_cmd(ctx):
     """List endpoints with their state and URL."""
     from ..core.webservice import Webservice
-    items = [w.as_dict() for w in Webservice.list(_ws(ctx))]
+    services = Webservice.list(_ws(ctx))
+    for svc in services:
+        svc.refresh()
+    items = [w.as_dict() for w in services]
     lines = [f"{d['name']:<24} {d['state']:<13} {','.join(d['models']):<24} {d['scoring_uri'] or '-'}" for d in items]
     _out(ctx, items, "\n".join(["NAME                     STATE         MODEL                    URL"] + lines))
 

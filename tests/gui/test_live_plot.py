@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import textwrap
@@ -13,14 +12,6 @@ import pytest
 
 from mltrain_desktop.gui.widgets import pyqtgraph_compat
 from mltrain_desktop.gui.widgets.live_plot import X_TIME, LivePlotPanel, MetricChart
-
-
-@pytest.fixture(autouse=True)
-def _collect_earlier_widgets():
-    """Collect the cyclic garbage (Python wrappers of pyqtgraph widgets) that earlier tests left,
-    now rather than when the collector happens to run inside a later chart's paint: there it
-    has crashed the process in QPainter::restore (PySide6 6.11.3, pyqtgraph 0.14.0)."""
-    gc.collect()
 
 
 @pytest.fixture

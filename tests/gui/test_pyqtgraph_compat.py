@@ -3,7 +3,6 @@ pyqtgraph; outside the checked versions the charts fall back to stock items (and
 
 from __future__ import annotations
 
-import gc
 import importlib.metadata
 import inspect
 import subprocess
@@ -17,12 +16,6 @@ from mltrain_desktop.gui.widgets import pyqtgraph_compat as compat
 
 P = inspect.Parameter
 OUR_CLASSES = (compat.OpaqueGridAxis, compat.LazyMenuViewBox, compat.FullXBounds)
-
-
-@pytest.fixture(autouse=True)
-def _collect_earlier_widgets():
-    """As in test_live_plot: collect earlier tests' pyqtgraph garbage outside any paint."""
-    gc.collect()
 
 
 def _call_problems(ours, base) -> list[str]:

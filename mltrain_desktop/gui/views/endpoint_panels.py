@@ -21,16 +21,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...domain.endpoint_state import EndpointState
+from ...domain.run_state import RunStatus
 from ..resources import icon, state_icon
 from .base import heading
 
-# endpoint state -> the run-state icon that reads the same
-STATE_ICONS = {"Healthy": "Completed", "Transitioning": "Preparing", "Failed": "Failed", "Unhealthy": "Failed",
-               "Stopped": "Canceled"}
+# endpoint state -> the run state whose icon reads the same
+STATE_ICONS = {EndpointState.HEALTHY: RunStatus.COMPLETED, EndpointState.TRANSITIONING: RunStatus.PREPARING,
+               EndpointState.FAILED: RunStatus.FAILED, EndpointState.UNHEALTHY: RunStatus.FAILED,
+               EndpointState.STOPPED: RunStatus.CANCELED, EndpointState.DELETED: RunStatus.CANCELED}
 
 
 def endpoint_icon(state: str):
-    return state_icon(STATE_ICONS.get(state, "Queued"))
+    try:
+        run_state = STATE_ICONS[EndpointState(state)]
+    except ValueError:
+        run_state = RunStatus.QUEUED
+    return state_icon(str(run_state.value))
 
 
 def kind_text(r: dict) -> str:

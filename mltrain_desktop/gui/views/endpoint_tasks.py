@@ -45,7 +45,9 @@ def list_endpoints(ws, state=None) -> list[dict]:
     out = []
     for name in endpoint_names(ws):
         try:
-            out.append(_record(Webservice(ws, name)))
+            svc = Webservice(ws, name)
+            svc.refresh()
+            out.append(_record(svc))
         except WebserviceException:
             continue  # deleted meanwhile
     return out
@@ -55,6 +57,7 @@ def endpoint_detail(ws, state, name: str) -> dict:
     """The endpoint's record, key, base URI, input signature and an example request."""
     from ...core.webservice import Webservice
     svc = Webservice(ws, name)
+    svc.refresh()
     d = _record(svc)
     d["key"] = svc.get_keys()[0]
     d["base_uri"] = svc.base_uri if d.get("port") else ""

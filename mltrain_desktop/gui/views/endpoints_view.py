@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...domain.endpoint_state import EndpointState
 from ..resources import icon
 from ..widgets.log_view import LogView
 from . import endpoint_tasks as tasks
@@ -236,10 +237,11 @@ class EndpointsView(EndpointPanels, BaseView):
             rec = {**rec, "state": d["state"], "detail": d["detail"], "url": d["url"]}  # the newer of the two
         busy = self._busy.get(rec["name"]) if rec else None
         state = rec["state"] if rec else ""
-        healthy = state == "Healthy" and not busy
-        self.start_button.setEnabled(rec is not None and not busy and state in ("Stopped", "Failed", "Unhealthy"))
-        self.stop_button.setEnabled(rec is not None and not busy and state in ("Healthy", "Transitioning",
-                                                                               "Unhealthy"))
+        healthy = state == EndpointState.HEALTHY and not busy
+        startable = (EndpointState.STOPPED, EndpointState.FAILED, EndpointState.UNHEALTHY)
+        stoppable = (EndpointState.HEALTHY, EndpointState.TRANSITIONING, EndpointState.UNHEALTHY)
+        self.start_button.setEnabled(rec is not None and not busy and state in startable)
+        self.stop_button.setEnabled(rec is not None and not busy and state in stoppable)
         self.delete_button.setEnabled(rec is not None and not busy)
         self.send_button.setEnabled(healthy)
         self.rotate_button.setEnabled(rec is not None and not busy)
@@ -269,10 +271,10 @@ class EndpointsView(EndpointPanels, BaseView):
     def _show_stats(self) -> None:
         s = self.stats
         rec = self.selected()
-        if s is None or rec is None or rec["state"] != "Healthy":
+        if s is None or rec is None or rec["state"] != EndpointState.HEALTHY:
             for w in (self.rate_stat, self.p50_stat, self.p99_stat, self.total_stat, self.errors_stat):
                 w.set("–")
-            if rec is not None and rec["state"] != "Healthy":
+            if rec is not None and rec["state"] != EndpointState.HEALTHY:
                 self.stats_note.setText("Live figures appear while the endpoint is Healthy.")
             return
         lat = s.get("latency_ms") or {}
@@ -304,7 +306,7 @@ class EndpointsView(EndpointPanels, BaseView):
     # -- polling (only while on screen) -------------------------------------------------
     def _poll_stats(self) -> None:
         rec = self.selected()
-        if (not self.isVisible() or rec is None or rec["state"] != "Healthy" or self._busy.get(rec["name"])
+        if (not self.isVisible() or rec is None or rec["state"] != EndpointState.HEALTHY or self._busy.get(rec["name"])
                 or (self._stats_task is not None and not self._stats_task.done)):
             return
         name = rec["name"]
@@ -381,7 +383,8 @@ class EndpointsView(EndpointPanels, BaseView):
         self.answer_status.setText(f"Sending to {name}…")
 
         def done(r: dict) -> None:
-            self.send_button.setEnabled(self.selected_name() == name and self.selected()["state"] == "Healthy")
+            self.send_button.setEnabled(self.selected_name() == name
+                                        and self.selected()["state"] == EndpointState.HEALTHY)
             if name != self.selected_name():
                 return
             self.answer = r
@@ -391,7 +394,8 @@ class EndpointsView(EndpointPanels, BaseView):
             self._poll_stats()
 
         def failed(exc) -> None:
-            self.send_button.setEnabled(self.selected_name() == name and self.selected()["state"] == "Healthy")
+            self.send_button.setEnabled(self.selected_name() == name
+                                        and self.selected()["state"] == EndpointState.HEALTHY)
             if name == self.selected_name():
                 self._show_answer_error(str(exc) or type(exc).__name__)
         return self.ctx.bridge.run(tasks.send_request, name, text, on_done=done, on_error=failed)
@@ -437,7 +441,7 @@ class EndpointsView(EndpointPanels, BaseView):
             return
 
         def done(r: dict) -> None:
-            if r["state"] == "Healthy":
+            if r["state"] == EndpointState.HEALTHY:
                 self.ctx.message.emit(f"{name} is Healthy again")
             else:
                 self.ctx.show_error(f"Start {name}", f"{name}: {r['state']}. {r['detail']}\n\n{r['log']}", self)
