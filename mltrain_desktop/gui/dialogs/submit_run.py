@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from ...app import queries
 from ..resources import icon, state_icon
 from ..views.base import error_label, set_error
+from .sweep_section import SweepSection, build_hyperdrive, sweep_problems
 
 KIND_TEXT, KIND_MOUNT, KIND_DOWNLOAD = "Text", "Dataset (mount)", "Dataset (download)"
 DIST_NONE, DIST_MPI, DIST_PS = "None", "MPI (Horovod-style)", "Parameter server"
@@ -98,6 +99,9 @@ def validate_form(form: dict) -> list[str]:
     for line in form.get("environment_variables_text", "").splitlines():
         if line.strip() and ("=" not in line or not line.split("=", 1)[0].strip()):
             errors.append(f"Environment variable {line.strip()!r} must be KEY=VALUE.")
+    if form.get("sweep"):
+        fixed = {row.get("name", "").strip() for row in form.get("arguments", [])}
+        errors += sweep_problems(form["sweep"], fixed - {""})
     return errors
 
 
@@ -160,7 +164,8 @@ def submit_form(ws, state, form: dict) -> dict:
         if target.provisioning_state == "Failed":
             raise ComputeTargetException(f"Compute target {target.name!r} is not reachable: {target.state_detail}. "
                                          "Fix it in the Compute view (Edit…, Check again) or choose another.")
-    run = Experiment(ws, form["experiment"]).submit(est)
+    config = build_hyperdrive(est, form["sweep"]) if form.get("sweep") else est
+    run = Experiment(ws, form["experiment"]).submit(config)
     return {"run_id": run.id, "experiment": form["experiment"]}
 
 
@@ -253,6 +258,8 @@ class SubmitRunDialog(QDialog):
         lay.addLayout(form)
         lay.addWidget(args_box, 1)
         lay.addLayout(form2)
+        self.sweep = SweepSection()
+        lay.addWidget(self.sweep)
         lay.addWidget(self.error)
         lay.addWidget(self.status)
         lay.addWidget(self.buttons)
@@ -523,7 +530,8 @@ class SubmitRunDialog(QDialog):
                 "pip_packages": [p.strip() for p in self.pip_edit.toPlainText().splitlines() if p.strip()],
                 "environment_variables_text": self.env_edit.toPlainText(),
                 "use_gpu": self.use_gpu.isChecked(),
-                "distribution": dist}
+                "distribution": dist,
+                "sweep": self.sweep.form()}
 
     def submit(self) -> None:
         if self.task is not None:

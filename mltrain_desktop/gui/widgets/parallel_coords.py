@@ -68,7 +68,7 @@ class ParallelCoordinates(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
-        self.children: list[dict] = []
+        self.records: list[dict] = []
         self.axes: list[Axis] = []
         self.brushes: dict[str, tuple[float, float]] = {}
         self.highlight: set[str] = set()
@@ -81,12 +81,12 @@ class ParallelCoordinates(QWidget):
 
     def set_children(self, children: list[dict], metric_name: str = "metric", maximize: bool = True) -> None:
         """Draws ``children`` (see ``app.sweep_axes``); brushes on axes that remain are kept."""
-        self.children = list(children)
+        self.records = list(children)
         self.maximize = maximize
-        self.axes = sweep_axes(self.children, metric_name)
+        self.axes = sweep_axes(self.records, metric_name)
         names = {a.name for a in self.axes}
         self.brushes = {k: v for k, v in self.brushes.items() if k in names}
-        self._fractions = metric_fraction(self.children, maximize)
+        self._fractions = metric_fraction(self.records, maximize)
         self._redraw()
 
     def _redraw(self) -> None:
@@ -103,7 +103,7 @@ class ParallelCoordinates(QWidget):
                 tick = pg.TextItem(text, color=(110, 110, 110), anchor=(0, 0.5))
                 tick.setPos(i + 0.03, pos)
                 self.view.addItem(tick)
-        for child in self.children:
+        for child in self.records:
             ys = [math.nan if p is None else p for p in positions(child, self.axes)]
             line = pg.PlotDataItem(list(range(n)), ys, connect="finite")
             self.view.addItem(line)
@@ -145,7 +145,7 @@ class ParallelCoordinates(QWidget):
         item.setRect(QRectF(i - BRUSH_WIDTH / 2, lo, BRUSH_WIDTH, hi - lo))
 
     def _brush_changed(self, emit: bool) -> None:
-        self.highlight = brushed(self.children, self.axes, self.brushes)
+        self.highlight = brushed(self.records, self.axes, self.brushes)
         self._restyle()
         if emit:
             self.selectionChanged.emit(set(self.highlight))
