@@ -12,6 +12,7 @@ import json
 import numpy as np
 
 from ..store import catalog, endpoints, experiments, info, metrics, runs as run_rows
+from .sweeps import sweep_summary
 
 PRIMARY_METRICS = ("final_test_accuracy", "val_accuracy", "accuracy", "val_loss", "loss")
 
@@ -56,6 +57,12 @@ def list_runs(ws, state=None, experiment: str | None = None, limit: int | None =
         out.append(r)
     if with_metrics and out:
         _attach_primary_metrics(ws, out)
+    for r in out:
+        if r.get("run_type") == "hyperdrive":
+            try:
+                r["sweep"] = sweep_summary(ws, r["id"])
+            except (LookupError, KeyError, ValueError):
+                r["sweep"] = None  # a sweep whose settings cannot be read shows as a plain row
     return out
 
 

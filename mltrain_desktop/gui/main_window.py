@@ -32,6 +32,7 @@ from .views.datasets_view import DatasetsView
 from .views.endpoints_view import EndpointsView
 from .views.models_view import ModelsView
 from .views.run_detail import RunDetailView
+from .views.sweep_view import SweepView
 from .views.runs_view import RunsView
 from .views.welcome_view import WelcomeView
 from .views.workspace_view import WorkspaceView
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
             "compute": ComputeView(self.ctx),
             "runs": RunsView(self.ctx),
             "run": RunDetailView(self.ctx),
+            "sweep": SweepView(self.ctx),
             "compare": CompareView(self.ctx),
             "models": ModelsView(self.ctx),
             "endpoints": EndpointsView(self.ctx),
@@ -117,6 +119,7 @@ class MainWindow(QMainWindow):
         self.bridge.busyChanged.connect(lambda n: self.busy.setVisible(n > 0))
 
         self.ctx.openRun.connect(self.show_run)
+        self.ctx.openSweep.connect(self.show_sweep)
         self.ctx.openRuns.connect(self.show_runs)
         self.ctx.openDataset.connect(self.show_dataset)
         self.ctx.openModel.connect(self.show_model)
@@ -277,7 +280,7 @@ class MainWindow(QMainWindow):
             return None
         view = self.views[key]
         self.stack.setCurrentWidget(view)
-        nav_key = "runs" if key in ("run", "compare") else key
+        nav_key = "runs" if key in ("run", "sweep", "compare") else key
         row = NAV.index(nav_key)
         if self.nav.currentRow() != row:
             self.nav.blockSignals(True)
@@ -293,6 +296,12 @@ class MainWindow(QMainWindow):
         view = self.views["run"]
         view.show_run(run_id)
         self.show_view("run")
+        return view
+
+    def show_sweep(self, run_id: str) -> SweepView:
+        view = self.views["sweep"]
+        view.show_sweep(run_id)
+        self.show_view("sweep")
         return view
 
     def show_runs(self, experiment: str = "") -> None:

@@ -563,8 +563,8 @@ class SubmitRunDialog(QDialog):
 
 
 def _input_name(dataset_text: str) -> str:
-    name = dataset_text.rsplit(":", 1)[0]
-    return "".join(c if c.isalnum() or c in "_-" else "_" for c in name).strip("_") or "input"
+    from ...core.dataset import input_name_for
+    return input_name_for(dataset_text.rsplit(":", 1)[0])
 
 
 __all__ = ["SubmitRunDialog", "submit_form", "validate_form", "form_from_spec", "rows_from_arguments",

@@ -19,6 +19,7 @@ class Context(QObject):
     """Shared by the views of one window: the workspace, the bridge and navigation signals."""
 
     openRun = Signal(str)  # noqa: N815
+    openSweep = Signal(str)  # noqa: N815 - a sweep's (HyperDriveRun's) run id
     openRuns = Signal(str)  # noqa: N815 - experiment name ('' = all)
     openDataset = Signal(str, int)  # noqa: N815
     openModel = Signal(str, int)  # noqa: N815

@@ -15,12 +15,16 @@ from PySide6.QtWidgets import (
 )
 
 from ...app import queries
+from ...app.sweeps import counts_text
 from ...domain.run_state import ACTIVE, RunStatus
 from ..resources import icon, state_icon
 from .base import BaseView, confirm_box, fmt_duration, fmt_time, fmt_value, run_duration
-from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
+from .table_model import (RECORD_ROLE, Column, RecordTableModel, fit_columns, make_table, select_key,
+                          selected_records)
 
 ALL = "All experiments"
+SWEEP = "hyperdrive"
+ID_COL = 2
 STATES = tuple(s.value for s in RunStatus)
 DURATION_COL = 5
 
@@ -48,6 +52,40 @@ def delete_runs(ws, state, run_ids: list[str]) -> int:
     return len(run_ids)
 
 
+def state_text(r: dict) -> str:
+    """A sweep's state with its children's counts: 'Running (2 Completed, 2 Running)'."""
+    sweep = r.get("sweep")
+    if sweep and sweep.get("counts"):
+        return f"{r['status']} ({counts_text(sweep['counts'])})"
+    return r["status"]
+
+
+def metric_text(r: dict) -> str:
+    sweep = r.get("sweep")
+    if sweep:
+        best = sweep.get("best_value")
+        return f"best {sweep['primary_metric']} = {fmt_value(best)}" if best is not None else ""
+    return f"{r['metric_name']} = {fmt_value(r['metric_value'])}" if r["metric_name"] else ""
+
+
+def children_under_parents(records: list[dict]) -> list[dict]:
+    """The sorted rows with each sweep's children moved right under it (in their sorted order)."""
+    kids: dict[str, list[dict]] = {}
+    present = {r["id"] for r in records}
+    for r in records:
+        if r.get("parent_id") in present:
+            kids.setdefault(r["parent_id"], []).append(r)
+    if not kids:
+        return records
+    out = []
+    for r in records:
+        if r.get("parent_id") in present:
+            continue
+        out.append(r)
+        out.extend(kids.get(r["id"], ()))
+    return out
+
+
 class RunsView(BaseView):
     title = "Runs"
     icon_name = "runs"
@@ -58,23 +96,25 @@ class RunsView(BaseView):
         super().__init__(ctx, parent)
         self.experiments = QListWidget()
         self.experiments.currentItemChanged.connect(lambda *_: self._apply_filters())
+        self.expanded: set[str] = set()  # sweeps whose children are unfolded
         self.model = RecordTableModel([
             Column("Experiment", lambda r: r["experiment"]),
             Column("#", lambda r: str(r["number"]), sort=lambda r: r["number"], align_right=True),
-            Column("Run id", lambda r: r["id"]),
-            Column("State", lambda r: r["status"], icon=lambda r: state_icon(r["status"]),
+            Column("Run id", self._id_text, sort=lambda r: r["id"]),
+            Column("State", state_text, icon=lambda r: state_icon(r["status"]),
                    tooltip=lambda r: r["error"][:500] if r["error"] else r["status"]),
             Column("Started", lambda r: fmt_time(r["started"]), sort=lambda r: (r["started"] or r["created"], r["number"])),
             Column("Duration", lambda r: fmt_duration(run_duration(r)), sort=lambda r: run_duration(r) or 0,
                    align_right=True),
             Column("Compute", lambda r: r["compute"]),
-            Column("Primary metric", lambda r: f"{r['metric_name']} = {fmt_value(r['metric_value'])}"
-                   if r["metric_name"] else "", sort=lambda r: (r["metric_name"], r["metric_value"]
-                                                                if isinstance(r["metric_value"], (int, float)) else 0)),
+            Column("Primary metric", metric_text, sort=lambda r: (r["metric_name"], r["metric_value"]
+                                                                 if isinstance(r["metric_value"], (int, float))
+                                                                 else 0)),
             Column("Script", lambda r: r["script"]),
-        ])
+        ], arrange=children_under_parents)
         self.table, self.proxy = make_table(self.model, multi=True)
         self.table.doubleClicked.connect(lambda _i: self.open_selected())
+        self.table.clicked.connect(self._clicked)
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.table.sortByColumn(4, Qt.SortOrder.DescendingOrder)
         self.filter_edit = QLineEdit()
@@ -171,7 +211,25 @@ class RunsView(BaseView):
                 return
         self._pending_experiment = name
 
+    def _id_text(self, r: dict) -> str:
+        if r.get("run_type") == SWEEP:
+            return ("▾ " if r["id"] in self.expanded else "▸ ") + r["id"]
+        return "    ↳ " + r["id"] if r.get("parent_id") else r["id"]
+
+    def _clicked(self, index) -> None:
+        """A click on a sweep's run id folds or unfolds its children."""
+        rec = index.data(RECORD_ROLE)
+        if rec and rec.get("run_type") == SWEEP and index.column() == ID_COL:
+            self.toggle_sweep(rec["id"])
+
+    def toggle_sweep(self, run_id: str) -> None:
+        self.expanded ^= {run_id}
+        self.model.refresh_column(ID_COL)
+        self._apply_filters()
+
     def _accepts(self, rec: dict) -> bool:
+        if rec.get("parent_id") and rec["parent_id"] not in self.expanded:
+            return False
         item = self.experiments.currentItem()
         exp = item.data(Qt.ItemDataRole.UserRole) if item else ""
         if exp and rec["experiment"] != exp:
@@ -210,7 +268,9 @@ class RunsView(BaseView):
 
     def open_selected(self) -> None:
         sel = self.selected()
-        if sel:
+        if sel and sel[0].get("run_type") == SWEEP:
+            self.ctx.openSweep.emit(sel[0]["id"])
+        elif sel:
             self.ctx.openRun.emit(sel[0]["id"])
 
     def cancel_selected(self) -> None:

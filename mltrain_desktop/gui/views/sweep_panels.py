@@ -37,7 +37,8 @@ class SweepPanels(QWidget):
         self.data: dict = {"sweep": {}, "children": []}
         self.selection: set[str] = set()
         self._syncing = False
-        self.model = RecordTableModel(self._columns([]), key="run_id")
+        self.model = RecordTableModel([], key="run_id")
+        self.model.columns = self._columns([])
         self.table, self.proxy = make_table(self.model, multi=True)
         self.table.selectionModel().selectionChanged.connect(self._table_selected)
         self.table.doubleClicked.connect(self._double_clicked)
@@ -79,9 +80,14 @@ class SweepPanels(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
 
-    @staticmethod
-    def _columns(params: list[str]) -> list[Column]:
-        cols = [Column("Run", lambda r: r["run_id"]), Column("State", lambda r: r.get("state") or "")]
+    def best_run_id(self) -> str | None:
+        return (self.data.get("sweep") or {}).get("best_run_id")
+
+    def _columns(self, params: list[str]) -> list[Column]:
+        cols = [Column("Run", lambda r: ("★ " if r["run_id"] == self.best_run_id() else "") + r["run_id"],
+                       sort=lambda r: r["run_id"], tooltip=lambda r: "the best child so far"
+                       if r["run_id"] == self.best_run_id() else r["run_id"]),
+                Column("State", lambda r: r.get("state") or "")]
         for p in params:
             cols.append(Column(p, lambda r, p=p: _fmt((r.get("hyperparameters") or {}).get(p)),
                                sort=lambda r, p=p: (r.get("hyperparameters") or {}).get(p), align_right=True))

@@ -47,10 +47,12 @@ class RecordTableModel(QAbstractTableModel):
     """Rows are dicts; sorting happens here in Python (one ``sorted`` call, not a comparison
     callback per pair), so a filter proxy on top only filters."""
 
-    def __init__(self, columns: list[Column], key: str = "id", parent=None):
+    def __init__(self, columns: list[Column], key: str = "id", parent=None,
+                 arrange: Callable[[list[dict]], list[dict]] | None = None):
         super().__init__(parent)
         self.columns = columns
         self.key = key
+        self.arrange = arrange  # applied after sorting (e.g. to keep child rows under their parent)
         self.records: list[dict] = []
         self._keys: list = []
         self._sort: tuple[int, Qt.SortOrder] | None = None
@@ -58,11 +60,13 @@ class RecordTableModel(QAbstractTableModel):
     # -- sorting ------------------------------------------------------------------------
     def _sorted(self, records: list[dict]) -> list[dict]:
         if self._sort is None:
-            return list(records)
-        col, order = self._sort
-        c = self.columns[col]
-        fn = c.sort or c.text
-        return sorted(records, key=lambda r: sort_key(fn(r)), reverse=order == Qt.SortOrder.DescendingOrder)
+            out = list(records)
+        else:
+            col, order = self._sort
+            c = self.columns[col]
+            fn = c.sort or c.text
+            out = sorted(records, key=lambda r: sort_key(fn(r)), reverse=order == Qt.SortOrder.DescendingOrder)
+        return self.arrange(out) if self.arrange else out
 
     def sort(self, column: int, order=Qt.SortOrder.AscendingOrder) -> None:
         if not 0 <= column < len(self.columns):

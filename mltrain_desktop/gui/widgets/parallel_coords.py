@@ -111,7 +111,7 @@ class ParallelCoordinates(QWidget):
         for name in self.brushes:
             self._draw_brush(name)
         self._restyle()
-        self.view.setRange(xRange=(-0.45, max(n - 1, 0) + 0.6), yRange=(-0.05, 1.15), padding=0)
+        self.view.setRange(xRange=(-0.45, max(n - 1, 0) + 0.6), yRange=(-0.06, 1.2), padding=0)
 
     # --------------------------------------------------------------- brushes
 
