@@ -33,8 +33,12 @@ def process_identity(pid: int) -> float | None:
 
 
 def is_same_process_alive(pid: int | None, create_time: float | None) -> bool:
+    """Whether ``pid`` is a live (not zombie) process started at ``create_time`` (None: any start).
+
+    A pid that is not a positive number (None, 0, the -1 of a supervisor claim) names no process.
+    """
     import psutil
-    if not pid:
+    if pid is None or pid <= 0:
         return False
     try:
         p = psutil.Process(pid)

@@ -191,13 +191,13 @@ def run():
 def _parse_arg_value(ws, value: str):
     """'dataset:NAME[:VERSION][:download]' becomes a dataset input; anything else stays text."""
     if value.startswith("dataset:"):
-        from ..core.dataset import Dataset
+        from ..core.dataset import Dataset, input_name_for
         parts = value.split(":")[1:]
         name = parts[0]
         version = parts[1] if len(parts) > 1 and parts[1] not in ("", "download", "mount") else "latest"
         mode = "download" if "download" in parts[1:] else "mount"
         ds = Dataset.get_by_name(ws, name, version)
-        inp = ds.as_named_input(name.replace(" ", "_"))
+        inp = ds.as_named_input(input_name_for(name))
         return inp.as_download() if mode == "download" else inp.as_mount()
     return value
 
@@ -295,8 +295,13 @@ def run_logs(ctx, run_id, follow, log_name):
     from ..core.runs import Run
     r = Run.get(_ws(ctx), run_id)
     offset = 0
+    next_check = time.monotonic() + 2.0
     while True:
         terminal = r.is_terminal()
+        if follow and not terminal and time.monotonic() >= next_check:
+            next_check = time.monotonic() + 2.0
+            r._settle_if_orphaned()  # a run whose supervisor died is settled, as wait_for_completion does
+            terminal = r.is_terminal()
         text, offset = r.read_log(log_name, offset)
         while text:
             click.echo(text, nl=False)
@@ -304,6 +309,10 @@ def run_logs(ctx, run_id, follow, log_name):
         if not follow or terminal:
             break
         time.sleep(0.25)
+    if follow:  # the log may not say why the run ended (a lost supervisor): the run's state does
+        details = r.get_details()
+        why = (details.get("error", {}).get("message") or "").split("\n", 1)[0]  # the log showed its tail
+        click.echo(f"[mltrain] run {run_id} {details['status']}" + (f": {why}" if why else ""), err=True)
 
 
 @run.command("metrics")

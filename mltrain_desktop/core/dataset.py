@@ -10,6 +10,7 @@ import glob as globmod
 import hashlib
 import json
 import os
+import re
 import tempfile
 import urllib.parse
 from pathlib import Path
@@ -21,6 +22,22 @@ from .errors import DatasetError
 
 Progress = Callable[[int, int, str], None]  # (bytes done, bytes total or 0, message)
 URL_TIMEOUT = 30.0
+# A run gets an input as run_dir/inputs/NAME and as an environment variable's name: an identifier.
+INPUT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def check_input_name(name) -> str:
+    """``name`` if it can name a run's dataset input, else a DatasetError saying what is allowed."""
+    if not isinstance(name, str) or not INPUT_NAME.fullmatch(name):
+        raise DatasetError(f"dataset input name {name!r} is not valid: use 1 to 64 letters, digits and '_', "
+                           "not starting with a digit (for example 'mnist' or 'train_data')")
+    return name
+
+
+def input_name_for(ds_name) -> str:
+    """The default input name for a dataset: its name with every other character made '_'."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", str(ds_name or "")).strip("_")[:64] or "input"
+    return name if not name[0].isdigit() else f"_{name}"[:64]
 
 
 def _is_url(s: str) -> bool:
@@ -113,13 +130,18 @@ def _download(url: str, store: BlobStore, tmp_dir: Path, progress: Progress | No
         raise
 
 
+def dataset_name(name) -> str:
+    """A dataset's name as the catalog keeps it (surrounding spaces dropped), or a DatasetError."""
+    if not isinstance(name, str) or not name.strip():
+        raise DatasetError(f"a dataset needs a non-empty name, got {name!r}")
+    return name.strip()
+
+
 class DatasetConsumptionConfig:
     """A dataset handed to a run under a name, mounted read-only or downloaded."""
 
     def __init__(self, name: str, dataset: "FileDataset", mode: str = "mount", path_on_compute: str | None = None):
-        if not name or not isinstance(name, str):
-            raise DatasetError("as_named_input needs a non-empty name")
-        self.name = name
+        self.name = check_input_name(name)
         self.dataset = dataset
         self.mode = mode
         self.path_on_compute = path_on_compute
@@ -168,9 +190,7 @@ class FileDataset:
     def register(self, workspace, name: str, description: str = "", tags=None,
                  create_new_version: bool = False, progress: Progress | None = None,
                  cancel: Callable[[], bool] | None = None) -> "FileDataset":
-        if not isinstance(name, str) or not name.strip():
-            raise DatasetError("a dataset needs a non-empty name")
-        name = name.strip()
+        name = dataset_name(name)
         if catalog.dataset_id(workspace.db.conn, name) is not None and not create_new_version:
             raise DatasetError(f"a dataset named {name!r} already exists; pass create_new_version=True "
                                "to add a version, or choose another name")
@@ -232,10 +252,10 @@ class FileDataset:
         return DatasetConsumptionConfig(name, self)
 
     def as_mount(self, path_on_compute=None) -> DatasetConsumptionConfig:
-        return DatasetConsumptionConfig(self.name or "input", self).as_mount(path_on_compute)
+        return DatasetConsumptionConfig(input_name_for(self.name), self).as_mount(path_on_compute)
 
     def as_download(self, path_on_compute=None) -> DatasetConsumptionConfig:
-        return DatasetConsumptionConfig(self.name or "input", self).as_download(path_on_compute)
+        return DatasetConsumptionConfig(input_name_for(self.name), self).as_download(path_on_compute)
 
     def get_versions(self) -> list["FileDataset"]:
         self._require_registered()
@@ -289,6 +309,7 @@ class Dataset:
 
     @staticmethod
     def get_by_name(workspace, name: str, version="latest") -> FileDataset:
+        name = dataset_name(name)
         conn = workspace.db.conn
         if version in (None, "latest"):
             version = None
@@ -313,6 +334,7 @@ class Dataset:
 
     @staticmethod
     def get_versions(workspace, name: str) -> list[FileDataset]:
+        name = dataset_name(name)
         return [Dataset._row_to_dataset(workspace, r) for r in catalog.versions(workspace.db.conn, name)]
 
     @staticmethod

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from ..store import models as model_rows
@@ -12,6 +13,18 @@ from ..store import runs as run_rows
 
 from .errors import ModelError
 from .resource_configuration import ResourceConfiguration
+
+
+def check_model_name(name) -> None:
+    """A model's name names its folder in the registry: refuse what is not one plain folder name."""
+    what = ("model_name must be a name such as 'mnist-classifier': not empty, not '.' or '..', without '/', "
+            "'\\', ':' or control characters, at most 200 bytes")
+    if not isinstance(name, str) or not name.strip() or name in (".", "..") \
+            or len(name.encode("utf-8", "surrogatepass")) > 200:
+        raise ModelError(f"{what}; got {name!r}")
+    bad = next((c for c in name if c in "/\\:" or unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ModelError(f"{what}; {name!r} holds {bad!r}")
 
 
 def _tree_size(p: Path) -> tuple[int, int]:
@@ -68,8 +81,7 @@ class Model:
                  model_framework=None, model_framework_version=None, resource_configuration=None, datasets=None,
                  _run_id: str | None = None, **_unused) -> "Model":
         """Copies ``model_path`` (a file or folder) into the registry as a new version of ``model_name``."""
-        if not isinstance(model_name, str) or not model_name.strip() or "/" in model_name or ":" in model_name:
-            raise ModelError("model_name must be a non-empty name without '/' or ':'")
+        check_model_name(model_name)
         src = Path(model_path)
         if not src.exists():
             raise ModelError(f"model path {src} does not exist")

@@ -2,11 +2,20 @@
 from __future__ import annotations
 
 import numbers
+import re
+import unicodedata
 from pathlib import Path
 
 from ..domain.distribution import validate_distribution, with_counts
 from .errors import UserErrorException
 from .runconfig import MpiConfiguration, TensorflowConfiguration
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _line_breaking(text: str) -> str | None:
+    """The first control or line-separator character of ``text`` (one would split a Dockerfile line)."""
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
 
 
 def _argument_item(value, where: str):
@@ -14,7 +23,7 @@ def _argument_item(value, where: str):
     if isinstance(value, DatasetConsumptionConfig):
         return value.to_spec()
     if isinstance(value, FileDataset):
-        return value.as_named_input(value.name or "input").as_mount().to_spec()
+        return value.as_mount().to_spec()
     if isinstance(value, str):
         return value
     if isinstance(value, numbers.Number) and not isinstance(value, complex):
@@ -77,16 +86,12 @@ def build_spec(*, source_directory, entry_script, arguments: list, compute_targe
         script_path.resolve().relative_to(src.resolve())
     except ValueError:
         raise UserErrorException(f"entry script {entry_script} must be inside source_directory {src}") from None
-    env_vars = {}
-    for k, v in (environment_variables or {}).items():
-        if not isinstance(k, str) or not k or "=" in k:
-            raise UserErrorException(f"environment variable name {k!r} is not valid")
-        env_vars[k] = str(v)
-    pip = []
-    for p in pip_packages or []:
-        if not isinstance(p, str) or not p.strip():
-            raise UserErrorException(f"pip package {p!r} must be a non-empty string such as 'pandas==2.2'")
-        pip.append(p.strip())
+    _check_arguments(arguments)
+    env_vars = _checked_environment(environment_variables)
+    pip = [_checked_pip_package(p) for p in pip_packages or []]
+    docker = dict(docker or {})
+    if docker.get("base_image") is not None:
+        docker["base_image"] = _checked_image(docker["base_image"])
     from .compute import ComputeTarget
     if isinstance(compute_target, ComputeTarget):
         target_name = compute_target.name
@@ -101,8 +106,58 @@ def build_spec(*, source_directory, entry_script, arguments: list, compute_targe
         "compute_target": target_name,
         "use_gpu": bool(use_gpu),
         "environment": {"pip_packages": pip, "framework_version": framework_version, "python": python,
-                        "docker": docker or {}},
+                        "docker": docker},
         "environment_variables": env_vars,
         "distribution": distribution,
         "max_run_duration_seconds": max_run_duration_seconds,
     }
+
+
+def _check_arguments(arguments: list) -> None:
+    """Every script argument must be one a process can receive: text without NUL, or a dataset input."""
+    from .dataset import check_input_name
+    for i, a in enumerate(arguments or []):
+        if isinstance(a, dict):
+            check_input_name(a.get("input"))
+        elif isinstance(a, str) and "\x00" in a:
+            raise UserErrorException(f"script argument {i} ({a!r}) holds a NUL character, which no process can "
+                                     "receive in its command line; remove it")
+
+
+def _checked_environment(environment_variables) -> dict[str, str]:
+    if environment_variables is not None and not isinstance(environment_variables, dict):
+        raise UserErrorException("environment_variables must be a dict such as {'MY_FLAG': '1'}")
+    out = {}
+    for k, v in (environment_variables or {}).items():
+        if not isinstance(k, str) or not ENV_NAME.fullmatch(k):
+            raise UserErrorException(f"environment variable name {k!r} is not valid: use letters, digits and "
+                                     "'_', not starting with a digit (for example 'MY_FLAG')")
+        value = str(v)
+        if "\x00" in value:
+            raise UserErrorException(f"environment variable {k}'s value holds a NUL character, which no process "
+                                     "can receive in its environment; remove it")
+        out[k] = value
+    return out
+
+
+def _checked_pip_package(p) -> str:
+    if not isinstance(p, str) or not p.strip():
+        raise UserErrorException(f"pip package {p!r} must be a non-empty string such as 'pandas==2.2'")
+    p = p.strip()
+    bad = _line_breaking(p)
+    if bad is not None:
+        raise UserErrorException(f"pip package {p!r} holds the control character {bad!r}; give one requirement "
+                                 "per string, such as 'pandas==2.2'")
+    if p.startswith("-"):
+        raise UserErrorException(f"pip package {p!r} starts with '-', so pip would read it as an option; give a "
+                                 "requirement such as 'pandas==2.2' (pip options cannot be passed here)")
+    return p
+
+
+def _checked_image(image) -> str:
+    """A custom Docker base image reference: one word, such as 'python:3.11-slim' or 'registry:5000/img:tag'."""
+    text = str(image).strip()
+    if not text or text.startswith("-") or _line_breaking(text) is not None or any(c.isspace() for c in text):
+        raise UserErrorException(f"custom Docker image {image!r} is not a valid image reference: give one name "
+                                 "without spaces or control characters, such as 'python:3.11-slim'")
+    return text

@@ -179,6 +179,9 @@ class Supervisor:
             path = catalog.dataset_folder(self.workspace_dir, vid, f"{ds_name}:{version}", files)
             if item.get("mode") == "download":
                 dest = self.run_dir / "inputs" / name
+                if dest.parent.resolve() != (self.run_dir / "inputs").resolve() or dest.name != name \
+                        or name in ("", ".", ".."):
+                    raise DatasetError("its name must be letters, digits and '_' (it names a folder of the run)")
                 if not dest.exists():
                     catalog.copy_dataset(path, files, dest)
                 path = dest
@@ -258,9 +261,10 @@ class Supervisor:
         if rc == 0:
             self.move(RunStatus.COMPLETED)
         else:
+            from .rank_launcher import describe_exit  # "exited with code 3" / "was killed by signal 9 (SIGKILL)"
             detail = self.handle.failure_detail() if self.handle else None
             tail = error_tail(self.logs_dir / "driver.log")
-            error = detail or f"the script exited with code {rc}" + (f":\n{tail}" if tail else "")
+            error = detail or f"the script {describe_exit(rc)}" + (f":\n{tail}" if tail else "")
             self.move(RunStatus.FAILED, f"exit code {rc}", error=error)
 
     def run(self, reattach: bool = False) -> int:

@@ -9,8 +9,9 @@ interpolation" is checked by what the shell did, not by reading the text. Names 
 file system (datasets, experiments, models, endpoints) are fed through the SDK in a workspace
 inside a folder whose other contents must not change.
 
-Inputs the product gets wrong today are pinned by the xfail tests of test_regressions.py;
-the tests here keep those inputs out (``assume``) so that they check everything else.
+Inputs the product got wrong are pinned by the tests of test_regressions.py; the tests here
+feed every text (NUL, newlines, '..', absolute paths included) and check that it is either
+refused with a clear error at submit or passed on verbatim, never interpolated.
 """
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import json
 import re
 import stat
 import subprocess
+import unicodedata
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chaos_helpers import job_context, tree_listing
@@ -130,9 +132,10 @@ def test_pip_packages_reach_pip_as_separate_arguments(tmp_path, pkgs):
     try:
         run_spec = build_spec(source_directory=src, entry_script="job.py", arguments=[], compute_target="d",
                               pip_packages=pkgs)
-    except UserErrorException:
+    except UserErrorException as exc:
+        assert "pip package" in str(exc)
+        assert any(not p.strip() or p.strip().startswith("-") for p in pkgs)  # options for pip are refused
         return
-    assume(not any(p.strip().startswith("-") for p in pkgs))  # options for pip: test_regressions
     spec = environment_spec(run_spec, {}, "base:1")
     text = dockerfile(spec, "0" * 16)
     assert _instructions(text) == ["FROM", "ARG", "RUN", "LABEL"], text
@@ -140,6 +143,131 @@ def test_pip_packages_reach_pip_as_separate_arguments(tmp_path, pkgs):
     got = _run_with_stub_python(tmp_path, ["sh", "-c", runs[-1]])
     assert got == [["-m", "pip", "install", *spec.pip_packages]]
     assert not (tmp_path / "PWNED").exists()
+
+
+any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@FUZZ
+@given(pkgs=st.lists(any_text, min_size=1, max_size=3))
+@example(pkgs=["numpy\nRUN touch /pwned"])
+@example(pkgs=["numpy\rRUN touch /pwned", "a\u2028b"])
+@example(pkgs=["--index-url=http://attacker.invalid/simple"])
+@example(pkgs=["-r", "/etc/passwd"])
+def test_any_pip_package_text_is_refused_or_stays_one_requirement(tmp_path, pkgs):
+    """Control characters, line separators and leading '-' are refused; the rest is one pip argument each."""
+    from mltrain_desktop.adapters.docker.images import dockerfile, environment_spec
+    from mltrain_desktop.core.errors import UserErrorException
+    from mltrain_desktop.core.run_spec import build_spec
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "job.py").write_text("")
+    try:
+        run_spec = build_spec(source_directory=src, entry_script="job.py", arguments=[], compute_target="d",
+                              pip_packages=pkgs)
+    except UserErrorException as exc:
+        assert re.match(r"pip package .* (must be a non-empty|holds the control character|starts with '-')",
+                        str(exc)), str(exc)
+        return
+    for p in run_spec["environment"]["pip_packages"]:
+        assert not p.startswith("-") and len(p.splitlines()) == 1
+    text = dockerfile(environment_spec(run_spec, {}, "base:1"), "0" * 16)
+    assert _instructions(text) == ["FROM", "ARG", "RUN", "LABEL"], text
+    runs = [line[4:] for line in text.splitlines() if line.startswith("RUN ")]
+    got = _run_with_stub_python(tmp_path, ["sh", "-c", runs[-1]])
+    assert got == [["-m", "pip", "install", *sorted(set(run_spec["environment"]["pip_packages"]))]]
+
+
+@FUZZ
+@given(image=any_text)
+@example(image="base:1\nRUN touch /x")
+@example(image="base:1 AS x")
+@example(image="-v")
+def test_a_custom_base_image_is_one_reference_on_the_from_line(tmp_path, image):
+    from mltrain_desktop.adapters.docker.images import dockerfile, environment_spec
+    from mltrain_desktop.core.errors import UserErrorException
+    from mltrain_desktop.core.run_spec import build_spec
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "job.py").write_text("")
+    t = image.strip()
+    refusable = not t or t.startswith("-") or any(c.isspace() or unicodedata.category(c) in ("Cc", "Zl", "Zp")
+                                                  for c in t)
+    try:
+        run_spec = build_spec(source_directory=src, entry_script="job.py", arguments=[], compute_target="d",
+                              pip_packages=["numpy"], docker={"base_image": image})
+    except UserErrorException as exc:
+        assert refusable and "custom Docker image" in str(exc)
+        return
+    assert not refusable
+    base = run_spec["environment"]["docker"]["base_image"]
+    assert base == t
+    text = dockerfile(environment_spec(run_spec, {}, "default:1"), "0" * 16)
+    assert _instructions(text) == ["FROM", "ARG", "RUN", "LABEL"], text
+    assert f"FROM {base}" in text.splitlines()
+
+
+# -- script arguments and environment variables through the run spec ----------------------------
+@FUZZ
+@given(args=st.lists(any_text, max_size=5),
+       env=st.dictionaries(any_text, any_text, max_size=4))
+@example(args=["a\x00b"], env={})
+@example(args=[], env={"A-B": "1"})
+@example(args=[], env={"A": "x\x00y"})
+def test_the_run_spec_refuses_what_no_process_can_receive_and_keeps_the_rest(tmp_path, args, env):
+    """NUL anywhere, or an environment name that is not an identifier: a clear error at submit;
+    anything else reaches the container's argv and environment verbatim, and mpirun by name."""
+    from mltrain_desktop.adapters import mpirun as mc
+    from mltrain_desktop.core.errors import UserErrorException
+    from mltrain_desktop.core.run_spec import build_spec
+    from mltrain_desktop.engine.backends.docker import container_run_kwargs
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / "job.py").write_text("")
+    bad_arg = any("\x00" in a for a in args)
+    bad_env = any(not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) or "\x00" in v for k, v in env.items())
+    try:
+        spec = build_spec(source_directory=src, entry_script="job.py", arguments=list(args), compute_target="d",
+                          environment_variables=env)
+    except UserErrorException as exc:
+        assert bad_arg or bad_env
+        assert ("script argument" in str(exc)) if bad_arg else ("environment variable" in str(exc))
+        return
+    assert not bad_arg and not bad_env
+    assert spec["arguments"] == args and spec["environment_variables"] == env
+    kw = container_run_kwargs(job_context(tmp_path, spec["arguments"], spec["environment_variables"]), "img:1",
+                              uid=1000, gid=1000)
+    assert kw["command"] == ["job.py", *args]
+    argv = mc.build_mpirun_command(["python", "job.py", *args], nodes=[mc.HostSlots("localhost", 1)],
+                                   forward_env=list(env))
+    assert argv[-len(args) - 2:] == ["python", "job.py", *args]
+    launcher = argv[:-len(args) - 2]
+    forwarded = {launcher[i + 1] for i, a in enumerate(launcher[:-1]) if a == "-x"}
+    assert set(env) <= forwarded  # by name (-x NAME): values never reach the command line
+    assert not any(a.startswith(f"{k}=") for k in env for a in launcher)
+
+
+# -- dataset input names: they name a folder of the run ---------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(name=any_text)
+@example(name="../../../../escaped")
+@example(name="..")
+@example(name="a/b")
+@example(name="/abs")
+@example(name="a\x00b")
+def test_dataset_input_names_name_one_folder_inside_the_run(name):
+    from mltrain_desktop.core.dataset import DatasetConsumptionConfig, FileDataset, input_name_for
+    from mltrain_desktop.core.errors import DatasetError
+    ds = FileDataset(name="d", version=1, version_id=1)
+    run_inputs = Path("/ws/runs/r1/inputs")
+    for candidate in (name, input_name_for(name)):
+        try:
+            inp = DatasetConsumptionConfig(candidate, ds, "download")
+        except DatasetError as exc:
+            assert candidate == name and "input name" in str(exc)
+            continue
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", inp.name)
+        assert (run_inputs / inp.name).parent == run_inputs and (run_inputs / inp.name).name == inp.name
 
 
 @FUZZ
@@ -174,6 +302,8 @@ def fs_ws(tmp_path_factory):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=names)
 @example(name=_nasty[0])
+@example(name=" sp ")
+@example(name="a\x00b")
 def test_dataset_names_stay_in_the_database(fs_ws, name):
     from mltrain_desktop.core import Dataset
     from mltrain_desktop.core.errors import DatasetError
@@ -189,6 +319,7 @@ def test_dataset_names_stay_in_the_database(fs_ws, name):
     # a version's folder is named by its number, never by the dataset's name
     assert all(Path(p).parts[0].lstrip(".").split("-")[0].isdigit()
                for p in tree_listing(ws.path / "datasets") - datasets_before)
+    assert Dataset.get_by_name(ws, name).version == ds.version  # by the name as given (B14)
     assert Dataset.get_by_name(ws, ds.name).version == ds.version
 
 
@@ -220,7 +351,13 @@ def test_endpoint_names_are_valid_container_and_folder_names(name):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=names.filter(lambda n: n not in (".", "..") and "\x00" not in n))
+@given(name=names)
+@example(name=".")
+@example(name="..")
+@example(name="a\x00b")
+@example(name="a\nb")
+@example(name="..\\..\\x")
+@example(name="1")
 def test_model_names_stay_in_their_own_folder(fs_ws, name):
     from mltrain_desktop.core import Model
     from mltrain_desktop.core.errors import MLTrainError
@@ -230,8 +367,10 @@ def test_model_names_stay_in_their_own_folder(fs_ws, name):
     try:
         m = Model.register(ws, str(root / "model"), name)
     except MLTrainError as exc:
-        assert str(exc)
+        assert "model_name must be a name such as" in str(exc)
+        assert others <= tree_listing(ws.path / "models")
         return
+    assert name not in (".", "..") and not any(c in name for c in "/\\:\x00\n\r")
     assert {p for p in tree_listing(root, skip=ws.path / "models") - outside
             if not p.startswith("ws/workspace.db")} == set()
     assert others <= tree_listing(ws.path / "models")          # nothing of another model went

@@ -156,10 +156,6 @@ def test_a_docker_endpoint_survives_a_second_client(ws, tmp_path):
 
 
 # -- B4: a claimed supervisor (pid -1) makes every other client fail -------------------------------
-@pytest.mark.xfail(strict=True, reason="B4: adapters/process.py is_same_process_alive(-1) raises ValueError "
-                   "(psutil), and store/runs.py claim_supervisor writes -1 while a client restarts a Docker "
-                   "supervisor: every recover() meanwhile (any CLI command, the window) fails, for good if "
-                   "the claiming client died")
 def test_other_clients_work_while_a_supervisor_is_being_replaced(ws, make_script):
     from mltrain_desktop.store import runs as run_rows
     run = _submit(ws, make_script(SLEEPER))
@@ -176,9 +172,6 @@ def test_other_clients_work_while_a_supervisor_is_being_replaced(ws, make_script
 
 
 # -- B5: dataset input names escape the run's folder ----------------------------------------------
-@pytest.mark.xfail(strict=True, reason="B5: core/dataset.py DatasetConsumptionConfig accepts any input name; "
-                   "engine/supervisor.py copies a downloaded input to run_dir/'inputs'/name, so "
-                   "'../../../../x' writes outside the workspace")
 def test_dataset_input_names_cannot_leave_the_run_folder(ws, make_script, tmp_path):
     from mltrain_desktop.core import Dataset
     from mltrain_desktop.core.errors import MLTrainError
@@ -195,9 +188,6 @@ def test_dataset_input_names_cannot_leave_the_run_folder(ws, make_script, tmp_pa
 
 
 # -- B6: model names '.' and '..' leave the model's folder -----------------------------------------
-@pytest.mark.xfail(strict=True, reason="B6: core/model.py Model.register accepts '.' and '..': '.' puts the "
-                   "version at models/<version>, deleting the model named like that number; '..' writes into "
-                   "the workspace root")
 def test_model_names_dot_and_dotdot_are_refused_and_lose_nothing(ws, tmp_path):
     from mltrain_desktop.core import Model
     from mltrain_desktop.core.errors import MLTrainError
@@ -227,8 +217,6 @@ def _instructions(text: str) -> list[str]:
     return [line.split(" ", 1)[0] for line in text.splitlines() if not line.startswith("#")]
 
 
-@pytest.mark.xfail(strict=True, reason="B7: core/run_spec.py keeps a newline inside a pip package and "
-                   "adapters/docker/images.py writes it into the Dockerfile, where it starts a new instruction")
 def test_a_newline_in_a_pip_package_cannot_add_a_dockerfile_instruction(tmp_path):
     from mltrain_desktop.core.errors import UserErrorException
     try:
@@ -238,8 +226,6 @@ def test_a_newline_in_a_pip_package_cannot_add_a_dockerfile_instruction(tmp_path
     assert _instructions(text) == ["FROM", "ARG", "RUN", "LABEL"], text
 
 
-@pytest.mark.xfail(strict=True, reason="B7: a run's custom_docker_image is not checked; a newline in it "
-                   "writes extra Dockerfile instructions after FROM")
 def test_a_newline_in_the_base_image_cannot_add_a_dockerfile_instruction(tmp_path):
     from mltrain_desktop.core.errors import UserErrorException
     try:
@@ -268,8 +254,6 @@ def test_a_framework_version_cannot_run_commands_in_the_build(tmp_path):
 
 
 # -- B8: values no process can receive are accepted at submit and fail late -----------------------
-@pytest.mark.xfail(strict=True, reason="B8: core/run_spec.py accepts a NUL in a script argument; the run is "
-                   "submitted and its supervisor then fails with 'internal error: embedded null byte'")
 def test_a_nul_in_a_script_argument_is_refused_at_submit(ws, make_script):
     from mltrain_desktop.core.errors import UserErrorException
     with pytest.raises(UserErrorException, match="argument"):
@@ -277,9 +261,6 @@ def test_a_nul_in_a_script_argument_is_refused_at_submit(ws, make_script):
         run.wait_for_completion(raise_on_error=False, timeout=60)
 
 
-@pytest.mark.xfail(strict=True, reason="B8: core/run_spec.py checks environment variable names only for '=': "
-                   "a NUL, or a name mpirun cannot forward ('A-B'), is accepted and the run fails at launch "
-                   "with an internal error")
 @pytest.mark.parametrize("env", [{"A-B": "1"}, {"A": "x\x00y"}])
 def test_environment_variables_no_job_can_get_are_refused_at_submit(ws, make_script, env):
     from mltrain_desktop.core.errors import UserErrorException
@@ -290,8 +271,6 @@ def test_environment_variables_no_job_can_get_are_refused_at_submit(ws, make_scr
         run.wait_for_completion(raise_on_error=False, timeout=60)
 
 
-@pytest.mark.xfail(strict=True, reason="B9: core/run_spec.py accepts pip package strings that start with '-': "
-                   "engine/local_env.py hands them to pip, which takes them as options (--index-url=..., -r FILE)")
 def test_a_pip_package_that_is_an_option_is_refused(tmp_path):
     from mltrain_desktop.core.errors import UserErrorException
     with pytest.raises(UserErrorException, match="pip package"):
@@ -299,8 +278,6 @@ def test_a_pip_package_that_is_an_option_is_refused(tmp_path):
 
 
 # -- B10: `run logs --follow` never ends when the run's supervisor died ----------------------------
-@pytest.mark.xfail(strict=True, reason="B10: cli run_logs follows until the run is terminal but never settles "
-                   "an orphaned run (Run.wait_for_completion does): it follows a run whose supervisor died forever")
 def test_run_logs_follow_ends_when_the_supervisor_died(ws, make_script):
     run = _submit(ws, make_script(SLEEPER))
     _running(run)
@@ -404,9 +381,6 @@ def test_an_accepted_experiment_name_can_submit_runs(ws, make_script):
     assert run.wait_for_completion(raise_on_error=False, timeout=60)["status"] == "Completed"
 
 
-@pytest.mark.xfail(strict=True, reason="B13: engine/supervisor.py finalize reports a local job killed by a "
-                   "signal as 'the script exited with code -9' (the distributed backends say 'was killed by "
-                   "signal 9 (SIGKILL)')")
 def test_a_killed_local_job_says_which_signal(ws, make_script):
     run = _submit(ws, make_script(SLEEPER))
     _running(run)
@@ -418,8 +392,6 @@ def test_a_killed_local_job_says_which_signal(ws, make_script):
     assert "SIGKILL" in error or "signal 9" in error, error[:300]
 
 
-@pytest.mark.xfail(strict=True, reason="B14: core/dataset.py register strips the name it is given, "
-                   "Dataset.get_by_name does not: a dataset registered as ' sp ' cannot be found by that name")
 def test_a_dataset_is_found_by_the_name_it_was_registered_with(ws, tmp_path):
     from mltrain_desktop.core import Dataset
     from mltrain_desktop.core.errors import DatasetError
