@@ -37,7 +37,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "setup: building the virtual environment in $VENV"
   [ -x "$VENV/bin/python" ] || $PY -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e ".[gui,ml,dev]"
+  "$VENV/bin/pip" install -q -e ".[gui,ml,notebook,dev]"
   echo "$want" > "$stamp"
 else
   echo "setup: virtual environment is up to date ($VENV)"

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mltrain-desktop", description="The MLTrain Desktop window: train TensorFlow "
                                 "models on this machine the way Azure ML does in the cloud.")
     p.add_argument("--workspace", metavar="PATH", help="open this workspace (default: the last one opened)")
+    p.add_argument("--run", metavar="RUN_ID", help="show this run once the workspace is open")
+    p.add_argument("--sweep", metavar="RUN_ID", help="show this sweep (HyperDriveRun) once the workspace is open")
     p.add_argument("--theme", choices=("system", "light", "dark"), default="system",
                    help="colour palette (default: follow the system)")
     p.add_argument("--screenshot", metavar="DIR", help="open each view on the workspace, save a PNG of each "
@@ -155,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     freeze_startup_objects()
     if path:
+        if args.run:
+            window.after_open = lambda: window.show_run(args.run)
+        elif args.sweep:
+            window.after_open = lambda: window.show_sweep(args.sweep)
         window.open_workspace(path)
     rc = app.exec()
     return rc

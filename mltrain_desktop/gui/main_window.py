@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.watcher: DbWatcher | None = None
         self.dialog = None  # the last dialog opened (tests drive it)
         self.sample_task = None
+        self.after_open = None  # called once the next workspace has opened (--run / --sweep)
 
         self.welcome = WelcomeView()
         self.welcome.createRequested.connect(self.create_workspace)
@@ -258,6 +259,9 @@ class MainWindow(QMainWindow):
             v.workspace_changed()
         self.show_view("workspace")
         self.ctx.message.emit(f"Opened workspace {path}")
+        if self.after_open is not None:
+            then, self.after_open = self.after_open, None
+            then()
 
     def _set_workspace_ui(self, path: str | None) -> None:
         self.nav.setEnabled(path is not None)

@@ -84,3 +84,14 @@ def test_a_sweep_folds_in_the_runs_view_and_opens_in_the_sweep_view(qtbot, windo
         assert Model(ws, "best-of-sweep").run_id == sweep_ws["best"]
     finally:
         ws.close()
+
+
+def test_opening_on_a_sweep_shows_it_once_the_workspace_is_open(qtbot, window, sweep_ws):  # noqa: F811
+    """What ``mltrain-desktop --workspace WS --sweep ID`` (and RunDetails outside Jupyter) does."""
+    from mltrain_desktop.gui.app import build_parser
+    args = build_parser().parse_args(["--workspace", str(sweep_ws["path"]), "--sweep", sweep_ws["sweep"]])
+    window.after_open = lambda: window.show_sweep(args.sweep)
+    window.open_workspace(args.workspace)
+    view = window.views["sweep"]
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is view and view.detail is not None, timeout=15_000)
+    assert view.run_id == sweep_ws["sweep"] and window.after_open is None
