@@ -11,6 +11,7 @@ from .errors import UserErrorException
 from .runconfig import MpiConfiguration, TensorflowConfiguration
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+FRAMEWORK_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
 
 
 def _line_breaking(text: str) -> str | None:
@@ -69,6 +70,17 @@ def distribution_spec(distributed_training, node_count: int = 1, process_count_p
     return None if dist is None else dist.to_dict()
 
 
+def checked_framework_version(value):
+    """None, or a version such as '2.21' or '2.21.0' (it goes into the image's build commands)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not FRAMEWORK_VERSION.fullmatch(text):
+        raise UserErrorException(f"framework_version {value!r} is not a version: use digits and dots such as "
+                                 "'2.21' or '2.21.0', or leave it out to use the interpreter's TensorFlow")
+    return text
+
+
 def build_spec(*, source_directory, entry_script, arguments: list, compute_target, use_gpu=False,
                pip_packages=None, framework_version=None, environment_variables=None, distribution=None,
                python=None, docker: dict | None = None, max_run_duration_seconds=None) -> dict:
@@ -89,6 +101,7 @@ def build_spec(*, source_directory, entry_script, arguments: list, compute_targe
     _check_arguments(arguments)
     env_vars = _checked_environment(environment_variables)
     pip = [_checked_pip_package(p) for p in pip_packages or []]
+    framework_version = checked_framework_version(framework_version)
     docker = dict(docker or {})
     if docker.get("base_image") is not None:
         docker["base_image"] = _checked_image(docker["base_image"])

@@ -1,20 +1,24 @@
 """Endpoints in containers: the inference server run on a Docker compute target.
 
 The container gets the model read-only, the job kit (this package's source) read-only, and the
-endpoint folder (key and ready file) read-write; its port is published on 127.0.0.1 only. CPU
-and memory limits come from the model's resource configuration.
+endpoint folder (key and ready file) read-write; its port is published on 127.0.0.1 only. It is
+built by the same hardened builder as a job's container (``adapters.docker.containers``) and
+labelled with the endpoint as its owner, so the clean-up keeps it until the endpoint is deleted.
+CPU and memory limits come from the model's resource configuration.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
 
+from ..adapters.docker import labels as lb
+from ..adapters.docker.containers import container_kwargs
+from ..adapters.docker.engine import docker_client
 from ..domain.errors import UserErrorException
 
 CONTAINER_PORT = 8501
-LABEL_WORKSPACE = "mltrain.workspace"
-LABEL_ENDPOINT = "mltrain.endpoint"
 
 
 def _free_port() -> int:
@@ -23,8 +27,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def container_name(workspace_dir, endpoint: str) -> str:
+    """The endpoint's container name, unique per workspace on a shared engine."""
+    digest = hashlib.sha256(lb.workspace_value(workspace_dir).encode()).hexdigest()[:8]
+    return f"mltrain-endpoint-{endpoint}-{digest}"
+
+
+def _remove_leftover(client, name: str, labels: dict) -> None:
+    """A container of this name left by an earlier deploy of this same endpoint (never anyone else's)."""
+    try:
+        old = client.containers.get(name)
+    except Exception:  # noqa: BLE001 - none left over
+        return
+    if lb.owner_of(old.labels) == lb.owner_of(labels) and old.labels.get(lb.WORKSPACE) == labels[lb.WORKSPACE]:
+        old.remove(force=True)
+
+
 def _client(config: dict):
-    from ..adapters.docker.engine import docker_client
     return docker_client(config)
 
 
@@ -56,23 +75,15 @@ def start_container(workspace, row: dict, model, config: dict, target: dict, ser
     argv = ["python3", *server_args(row, f"/mltrain/model/{model_path.name}", "/mltrain/endpoint", entry),
             "--host", "0.0.0.0", "--port", str(CONTAINER_PORT)]
     resources = config.get("resources") or {}
-    kwargs = {
-        "image": image, "command": argv, "detach": True, "init": True,
-        "name": f"mltrain-endpoint-{row['name']}",
-        "environment": {"PYTHONPATH": "/mltrain/jobkit", "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
-        "volumes": mounts, "ports": {f"{CONTAINER_PORT}/tcp": ("127.0.0.1", host_port)},
-        "labels": {LABEL_WORKSPACE: str(workspace.path), LABEL_ENDPOINT: row["name"]},
-        "user": f"{os.getuid()}:{os.getgid()}", "working_dir": "/mltrain/endpoint",
-    }
-    if resources.get("cpu"):
-        kwargs["nano_cpus"] = int(float(resources["cpu"]) * 1e9)
-    if resources.get("memory_in_gb"):
-        kwargs["mem_limit"] = int(float(resources["memory_in_gb"]) * 2**30)
-    try:
-        old = client.containers.get(kwargs["name"])
-        old.remove(force=True)
-    except Exception:  # noqa: BLE001 - none left over
-        pass
+    kwargs = container_kwargs(
+        image, lb.endpoint_labels(workspace.path, row["name"]),
+        cpus=resources.get("cpu"), memory_gb=resources.get("memory_in_gb"),
+        command=argv, name=container_name(workspace.path, row["name"]),
+        environment={"PYTHONPATH": "/mltrain/jobkit", "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+                     "HOME": "/tmp"},
+        volumes=mounts, ports={f"{CONTAINER_PORT}/tcp": ("127.0.0.1", host_port)},
+        working_dir="/mltrain/endpoint")
+    _remove_leftover(client, kwargs["name"], kwargs["labels"])
     container = client.containers.run(**kwargs)
     return container.id, host_port
 

@@ -1,7 +1,8 @@
 """Metric rows: ingested from a run's JSON-lines files into SQLite, resuming by byte offset, and read back.
 
-Only whole lines are taken; the offset and the rows are committed in one transaction, so a
-crash of either side loses nothing and never ingests a record twice. A transaction covers up to
+Only whole lines are taken; the offset is read and written in one transaction with the rows
+(BEGIN IMMEDIATE), so a crash of either side loses nothing, and neither a crash nor a second
+ingester of the same file (two clients recovering one run) ever stores a record twice. A transaction covers up to
 ``MAX_BATCH_BYTES`` of the file, handled in pieces of ``PIECE_BYTES`` (small lists stay in the CPU
 cache and memory stays flat); a piece is parsed with a single ``json.loads`` (falling back to line
 by line when a record is damaged) and its points are inserted ``ROWS_PER_INSERT`` per statement,
@@ -168,57 +169,80 @@ def ingest_file(conn: sqlite3.Connection, run_id: str, path: Path, default_rank:
             gc.enable()
 
 
+def _offset(conn: sqlite3.Connection, run_id: str, key: str) -> int:
+    row = conn.execute("SELECT offset FROM ingest_offsets WHERE run_id=? AND file=?", [run_id, key]).fetchone()
+    return row[0] if row else 0
+
+
+def _whole_lines(path: Path, offset: int, size: int) -> tuple[bytes, int] | None:
+    """(the whole lines from ``offset``, up to a batch, and the bytes they take); None: no whole line yet.
+
+    A record longer than ``MAX_LINE_BYTES`` comes back as (b"", its length read so far): skipped.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        data = fh.read(min(size - offset, MAX_BATCH_BYTES))
+        end = data.rfind(b"\n")
+        if end < 0 and len(data) == MAX_BATCH_BYTES:  # a record longer than a batch
+            data += fh.read(min(size - offset, MAX_LINE_BYTES) - len(data))
+            end = data.rfind(b"\n")
+    if end < 0:
+        return (b"", len(data)) if len(data) >= MAX_LINE_BYTES else None
+    return data[: end + 1], end + 1
+
+
+def _store_chunk(conn: sqlite3.Connection, run_id: str, chunk: bytes, default_rank: int) -> int:
+    """Inserts the records of ``chunk`` (the caller's transaction); returns how many were taken."""
+    count, tags = 0, {}
+    for piece in _pieces(chunk):
+        if len(piece) > PIECE_BYTES and len(piece) > MAX_LINE_BYTES:  # one absurd line
+            continue
+        metrics, rows, piece_tags = _records_to_rows(conn, run_id, _parse(piece), default_rank)
+        if metrics:
+            insert_metrics(conn, metrics)
+        if rows:
+            conn.executemany("INSERT INTO metric_rows (run_id, name, step, row, wall, rank) "
+                             "VALUES (?,?,?,?,?,?)", rows)
+        tags.update(piece_tags)
+        count += len(metrics) + len(rows) + len(piece_tags)
+    if tags:
+        current = conn.execute("SELECT tags FROM runs WHERE id=?", [run_id]).fetchone()
+        if current is not None:
+            conn.execute("UPDATE runs SET tags=? WHERE id=?",
+                         [json.dumps({**json.loads(current[0] or "{}"), **tags}), run_id])
+    return count
+
+
 def _ingest_file(conn: sqlite3.Connection, run_id: str, path: Path, default_rank: int) -> int:
     key = path.name
-    row = conn.execute("SELECT offset FROM ingest_offsets WHERE run_id=? AND file=?", [run_id, key]).fetchone()
-    offset = row[0] if row else 0
     try:
         size = path.stat().st_size
     except FileNotFoundError:
         return 0
+    if _offset(conn, run_id, key) >= size:
+        return 0  # nothing new (the offset only grows): no write lock taken
     total = 0
-    while offset < size:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read(min(size - offset, MAX_BATCH_BYTES))
-            end = data.rfind(b"\n")
-            if end < 0 and len(data) == MAX_BATCH_BYTES:  # a record longer than a batch
-                data += fh.read(min(size - offset, MAX_LINE_BYTES) - len(data))
-                end = data.rfind(b"\n")
-        if end < 0:
-            if len(data) >= MAX_LINE_BYTES:
-                offset += len(data)
-                continue
-            break
-        chunk = data[: end + 1]
+    while True:
+        # The offset is read under the write lock with the rows it covers, so two ingesters of one
+        # file (two clients recovering a run, a supervisor and a recovery) never take a line twice.
         conn.execute("BEGIN IMMEDIATE")
         try:
-            count, tags = 0, {}
-            for piece in _pieces(chunk):
-                if len(piece) > PIECE_BYTES and len(piece) > MAX_LINE_BYTES:  # one absurd line
-                    continue
-                metrics, rows, piece_tags = _records_to_rows(conn, run_id, _parse(piece), default_rank)
-                if metrics:
-                    insert_metrics(conn, metrics)
-                if rows:
-                    conn.executemany("INSERT INTO metric_rows (run_id, name, step, row, wall, rank) "
-                                     "VALUES (?,?,?,?,?,?)", rows)
-                tags.update(piece_tags)
-                count += len(metrics) + len(rows) + len(piece_tags)
-            if tags:
-                current = conn.execute("SELECT tags FROM runs WHERE id=?", [run_id]).fetchone()
-                if current is not None:
-                    conn.execute("UPDATE runs SET tags=? WHERE id=?",
-                                 [json.dumps({**json.loads(current[0] or "{}"), **tags}), run_id])
-            offset += len(chunk)
+            offset = _offset(conn, run_id, key)
+            taken = _whole_lines(path, offset, size) if offset < size else None
+            if taken is None:
+                conn.execute("COMMIT")
+                return total
+            chunk, used = taken
+            count = _store_chunk(conn, run_id, chunk, default_rank) if chunk else 0
             conn.execute("INSERT INTO ingest_offsets (run_id, file, offset) VALUES (?,?,?) "
-                         "ON CONFLICT(run_id, file) DO UPDATE SET offset=excluded.offset", [run_id, key, offset])
+                         "ON CONFLICT(run_id, file) DO UPDATE SET offset=excluded.offset", [run_id, key, offset + used])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         total += count
-    return total
+        if offset + used >= size:
+            return total
 
 
 def decode_value(value, text):

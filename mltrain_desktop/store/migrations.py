@@ -173,6 +173,11 @@ CREATE TABLE endpoints (
     updated REAL NOT NULL
 );
 """),
+    (2, "sweep parents and their child runs", """
+ALTER TABLE runs ADD COLUMN parent_id TEXT REFERENCES runs(id);
+ALTER TABLE runs ADD COLUMN run_type TEXT NOT NULL DEFAULT 'run';
+CREATE INDEX runs_parent ON runs(parent_id);
+"""),
 ]
 
 LATEST = MIGRATIONS[-1][0]

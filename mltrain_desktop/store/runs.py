@@ -18,7 +18,7 @@ TERMINAL_STATES = tuple(s.value for s in RunStatus if s in TERMINAL)
 SLOT_STATES = tuple(s for s in ACTIVE_STATES if s != RunStatus.QUEUED)
 
 _SUMMARY_COLUMNS = ("id", "experiment", "number", "status", "compute", "created", "started", "ended",
-                    "spec", "tags", "error")
+                    "spec", "tags", "error", "parent_id", "run_type")
 
 
 def _marks(values) -> str:
@@ -82,6 +82,20 @@ def request_cancel(conn: sqlite3.Connection, run_id: str) -> None:
 def cancel_requested(conn: sqlite3.Connection, run_id: str) -> bool:
     row = conn.execute("SELECT cancel_requested FROM runs WHERE id=?", [run_id]).fetchone()
     return bool(row and row[0])
+
+
+def cancel_requested_at(db_path, run_id: str) -> bool | None:
+    """:func:`cancel_requested` over a read-only connection of its own to the database file at
+    ``db_path``, for code that holds no connection; None when the file cannot be read."""
+    import urllib.parse
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(str(db_path))}?mode=ro", uri=True, timeout=5)
+        try:
+            return cancel_requested(conn, run_id)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
 
 
 # ------------------------------------------------------------------------------ one run
@@ -150,9 +164,10 @@ def delete(conn: sqlite3.Connection, run_id: str) -> None:
 # ------------------------------------------------------------------------------ supervisors
 
 def claim_supervisor(conn: sqlite3.Connection, run_id: str, seen_pid) -> bool:
-    """Marks the run as being given a new supervisor, unless another client did so first."""
-    return conn.execute("UPDATE runs SET supervisor_pid=-1 WHERE id=? AND supervisor_pid IS ?",
-                        [run_id, seen_pid]).rowcount == 1
+    """Marks the run as being given a new supervisor (pid -1, with the time of the claim in
+    supervisor_started), unless another client did so first."""
+    return conn.execute("UPDATE runs SET supervisor_pid=-1, supervisor_started=? WHERE id=? AND supervisor_pid IS ?",
+                        [time.time(), run_id, seen_pid]).rowcount == 1
 
 
 def record_supervisor(conn: sqlite3.Connection, run_id: str, pid: int, create_time: float) -> None:
@@ -189,9 +204,10 @@ def ids_in_experiment(conn: sqlite3.Connection, experiment_id: int, status: str 
 def summaries(conn: sqlite3.Connection, experiment: str | None = None, status: str | None = None,
               limit: int | None = None) -> list[dict]:
     """Runs newest first as dicts: id, experiment (its name), number, status, compute, created,
-    started, ended, spec and tags (JSON text as stored), error."""
+    started, ended, spec and tags (JSON text as stored), error, parent_id (the sweep of a child run)
+    and run_type ('hyperdrive' for a sweep, else 'run')."""
     sql = ("SELECT r.id, e.name, r.number, r.status, r.compute, r.created, r.started, r.ended, r.spec, r.tags, "
-           "r.error FROM runs r JOIN experiments e ON e.id = r.experiment_id")
+           "r.error, r.parent_id, r.run_type FROM runs r JOIN experiments e ON e.id = r.experiment_id")
     clause, args = where(("e.name = ?", experiment or None), ("r.status = ?", status or None))
     sql += clause + " ORDER BY r.created DESC"
     if limit is not None:

@@ -29,9 +29,6 @@ def _docker_ready() -> str | None:
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="the suite finds B1 (an MPI run's supervisor is killed: the points its "
-                   "job flushed afterwards are lost) and B3 (issue 11: the second client's recovery removes the "
-                   "Docker endpoint's container, so the endpoint stops answering); see test_regressions.py")
 def test_short_chaos_run_loses_nothing_and_leaves_nothing(tmp_path):
     why = _docker_ready() or (None if shutil.which("mpirun") else "needs Open MPI's mpirun")
     if why:

@@ -67,9 +67,6 @@ def _kill(pid: int) -> None:
 
 
 # -- B1: recovery loses the metrics a job flushed after its supervisor died ------------------------
-@pytest.mark.xfail(strict=True, reason="B1: engine/recovery.py marks a run with a dead supervisor Failed "
-                   "without ingesting its metrics files, so every point flushed after the supervisor's last "
-                   "poll is lost")
 def test_recovery_keeps_the_metrics_flushed_after_the_supervisor_died(ws, make_script):
     run = _submit(ws, make_script(STAGED_JOB))
     out = run.run_dir / "outputs"
@@ -91,9 +88,6 @@ def _ingest_in_process(ws_path: str, run_id: str, path: str, barrier) -> None:
     ingest_file(db.conn, run_id, path)
 
 
-@pytest.mark.xfail(strict=True, reason="B1 (its fix needs this): store/metrics.py reads the ingestion offset "
-                   "before BEGIN IMMEDIATE, so two ingesters of one file (two recovering clients) store every "
-                   "point twice")
 def test_two_ingesters_of_one_file_store_each_point_once(ws, tmp_path):
     path = tmp_path / "metrics.jsonl"
     with open(path, "w") as fh:
@@ -111,9 +105,6 @@ def test_two_ingesters_of_one_file_store_each_point_once(ws, tmp_path):
 
 
 # -- B2: recovery does not stop a parameter-server job ---------------------------------------------
-@pytest.mark.xfail(strict=True, reason="B2: engine/recovery.py stops only backend_state['pid'], which a "
-                   "parameter-server job does not have (its tasks are in backend_state['tasks']): the run is "
-                   "marked Failed 'the job was stopped' while chief, worker and ps go on")
 def test_recovery_stops_every_task_of_a_parameter_server_job(ws, make_script):
     from mltrain_desktop.core.runconfig import TensorflowConfiguration
     run = _submit(ws, make_script(SLEEPER), distributed_training=TensorflowConfiguration(1, 1))
@@ -131,9 +122,6 @@ def test_recovery_stops_every_task_of_a_parameter_server_job(ws, make_script):
 
 # -- B3 (issue 11): a second client removes a Docker endpoint's container --------------------------
 @pytest.mark.docker
-@pytest.mark.xfail(strict=True, reason="B3 (issue 11): recovery's Docker clean-up (engine/backends/docker.py "
-                   "clean_orphans) removes every container of the workspace without a live run label, "
-                   "endpoint containers included")
 def test_a_docker_endpoint_survives_a_second_client(ws, tmp_path):
     from mltrain_desktop.core import ComputeTarget, InferenceConfig, Model, Webservice
     from mltrain_desktop.core.compute_docker import DockerCompute
@@ -235,8 +223,6 @@ def test_a_newline_in_the_base_image_cannot_add_a_dockerfile_instruction(tmp_pat
     assert _instructions(text) == ["FROM", "ARG", "RUN", "LABEL"], text
 
 
-@pytest.mark.xfail(strict=True, reason="B7: adapters/docker/images.py puts framework_version unquoted into "
-                   "the build's shell command (case pattern and echo): a version can run commands")
 def test_a_framework_version_cannot_run_commands_in_the_build(tmp_path):
     from mltrain_desktop.core.errors import UserErrorException
     try:
@@ -318,10 +304,6 @@ def _need_docker():
 
 # -- B11: a Docker engine restart fails a run with an internal error --------------------------------
 @pytest.mark.docker
-@pytest.mark.xfail(strict=True, reason="B11: engine/backends/docker.py DockerJobHandle.poll calls the engine "
-                   "again after a container exits (_remove catches only docker.errors): when dockerd stops, "
-                   "requests' ConnectionError escapes and the run fails with 'internal error: Connection "
-                   "aborted', the container's exit 143 having been blamed on 'docker kill or docker stop'")
 def test_a_docker_engine_restart_fails_the_run_saying_so(ws, make_script, tmp_path):
     engine = _private_engine(tmp_path)
     try:

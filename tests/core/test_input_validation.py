@@ -146,7 +146,26 @@ def test_a_model_named_like_a_version_number_keeps_its_files(ws, tmp_path):
     assert dots.local_path.parent.parent.name == "..." and (dots.local_path / "weights").is_file()
 
 
-# -- B7, B9: pip packages and the custom base image ---------------------------------------------------
+# -- B7, B9: pip packages, the framework version and the custom base image ---------------------------
+@pytest.mark.parametrize("version", ["2.21$(touch PWNED)", "2.21; rm -rf /", "2.21\nRUN x", "latest", "2..1", ""])
+def test_a_framework_version_that_is_not_a_version_is_refused(tmp_path, version):
+    with pytest.raises(UserErrorException, match="is not a version"):
+        _spec(tmp_path, framework_version=version)
+
+
+@pytest.mark.parametrize("version, kept", [("2.21", "2.21"), (" 2.21.0 ", "2.21.0"), (2, "2"), (None, None)])
+def test_framework_versions_are_kept_as_typed(tmp_path, version, kept):
+    assert _spec(tmp_path, framework_version=version)["environment"]["framework_version"] == kept
+
+
+def test_a_stored_spec_with_a_bad_framework_version_is_refused_before_any_build(tmp_path):
+    from mltrain_desktop.adapters.docker.images import environment_spec
+    spec = _spec(tmp_path)
+    spec["environment"]["framework_version"] = "2.21`id`"
+    with pytest.raises(UserErrorException, match="is not a version"):
+        environment_spec(spec, {}, "base:1")
+
+
 @pytest.mark.parametrize("pkg", ["numpy\nRUN touch /x", "numpy\rRUN x", "a\x00b", "a\x1bb", "a\u2028b", "a\x85b"])
 def test_a_pip_package_with_a_control_character_is_refused(tmp_path, pkg):
     with pytest.raises(UserErrorException, match="pip package .* holds the control character"):

@@ -242,10 +242,6 @@ def test_cancel_during_the_image_build(ws, docker_api, hanging_index, make_scrip
 
 
 def test_orphans_of_finished_runs_are_removed_when_the_workspace_opens(ws, target, docker_api, make_script):
-    import inspect
-    from mltrain_desktop.engine import recovery
-    if "clean_orphans" not in inspect.getsource(recovery):
-        pytest.skip("the start-up hook (recovery -> clean_orphans_for_targets) is not installed yet")
     run = submit(ws, make_script("print('done')"))
     assert run.wait_for_completion(raise_on_error=False)["status"] == "Completed"
     # a container of that finished run, as a crash at the wrong moment could leave behind

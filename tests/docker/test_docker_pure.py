@@ -156,7 +156,8 @@ def test_container_run_kwargs(tmp_path):
     assert "network_mode" not in kw  # the default bridge; host network only when asked
     assert "device_requests" not in kw
     assert kw["labels"] == {"mltrain.workspace": str((tmp_path / "ws").resolve()), "mltrain.run": "exp_1_ab",
-                            "mltrain.target": "docker1", "mltrain.role": "job"}
+                            "mltrain.target": "docker1", "mltrain.role": "job",
+                            "mltrain.owner.kind": "run", "mltrain.owner.id": "exp_1_ab"}
     assert kw["name"] == "mltrain-exp_1_ab"
     assert kw["working_dir"] == "/mltrain/run/snapshot"
     assert kw["command"] == ["train.py", "--data-folder", "/mltrain/inputs/mnist", "--epochs", "1",
@@ -376,8 +377,9 @@ def test_engine_silence_is_logged_once_each_way_and_times_out(monkeypatch):
     lines: list[str] = []
     s = dk.EngineSilence(lines.append)
     s.answered()
-    assert lines == [] and not s.too_long()
+    assert lines == [] and not s.too_long() and not s.was_silent
     s.failed(ConnectionError("refused"))
+    assert s.was_silent  # stays so once the engine went quiet: an exit after it is blamed on the engine
     clock[0] += 30
     s.failed(ConnectionError("refused again"))  # still the same silence: not logged twice
     assert lines == ["[mltrain] the Docker engine does not answer (ConnectionError: refused); waiting"]
@@ -389,3 +391,4 @@ def test_engine_silence_is_logged_once_each_way_and_times_out(monkeypatch):
     assert not s.too_long()
     clock[0] += 1
     assert s.too_long() and len(lines) == 3
+    assert "stopped answering for 60 s while the run's container c ran" in s.lost_detail("unix://x", "the run's container c")

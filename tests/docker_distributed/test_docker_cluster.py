@@ -52,6 +52,12 @@ def test_a_parameter_server_cluster_runs_one_container_per_task(docker_api, tmp_
         assert info["Config"]["Labels"]["mltrain.task"] == t["tag"].replace("_", ":")
         assert list(info["NetworkSettings"]["Networks"]) == [network_name(ctx.run_id)]
         assert info["HostConfig"]["Init"] is True and not info["HostConfig"]["PortBindings"]
+        # the adapter's hardened builder and label namespace, as for a job's or an endpoint's container
+        assert info["HostConfig"]["SecurityOpt"] == ["no-new-privileges"] and not info["HostConfig"]["Privileged"]
+        assert info["HostConfig"]["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "100m", "max-file": "3"}}
+        assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
+        assert info["Config"]["Labels"]["mltrain.owner.kind"] == "run"
+        assert info["Config"]["Labels"]["mltrain.owner.id"] == ctx.run_id
     rc, _ = drive(handle, 90)
     driver = (ctx.logs_dir / "driver.log").read_text()
     assert rc == 0, driver
@@ -242,3 +248,39 @@ def test_clean_orphan_networks_removes_only_those_of_finished_runs(docker_api, t
     assert removed == [f"mltrain-test-done-1-{os.getpid()}"]
     assert [n["Id"] for n in docker_api.networks(filters={"label": f"mltrain.workspace={ws}"})] == [ids["live_1"]]
     assert clean_orphan_networks(ws, [], api=docker_api) == [f"mltrain-test-live-1-{os.getpid()}"]
+
+
+def test_clean_orphan_networks_leaves_what_no_finished_run_owns(docker_api, tmp_path):
+    """A network of the workspace with no owner, or an endpoint's, stays; and so does an endpoint's container
+    on a finished run's network (the network then too, until that container is gone)."""
+    ws = (tmp_path / "ws").resolve()
+    pid = os.getpid()
+    endpoint = {"mltrain.workspace": str(ws), "mltrain.owner.kind": "endpoint", "mltrain.owner.id": "ep1",
+                "mltrain.endpoint": "ep1"}
+    names = {"unowned": f"mltrain-test-unowned-{pid}", "endpoint": f"mltrain-test-ep-{pid}",
+             "done": f"mltrain-test-done-2-{pid}"}
+    labels = {"unowned": {"mltrain.workspace": str(ws)}, "endpoint": endpoint,
+              "done": {"mltrain.workspace": str(ws), "mltrain.owner.kind": "run", "mltrain.owner.id": "done_2",
+                       "mltrain.run": "done_2", "mltrain.role": "network"}}
+    ids = {k: docker_api.create_network(names[k], driver="bridge", labels=labels[k])["Id"] for k in names}
+    c = docker_api.create_container("mltrain-base:bookworm-py311", ["sleep", "60"], labels=endpoint,
+                                    host_config=docker_api.create_host_config(network_mode=names["done"]))
+    try:
+        docker_api.start(c["Id"])
+        assert clean_orphan_networks(ws, [], api=docker_api) == []
+        assert docker_api.inspect_container(c["Id"])["State"]["Running"]
+        assert {n["Id"] for n in docker_api.networks(filters={"label": f"mltrain.workspace={ws}"})} == set(ids.values())
+        docker_api.remove_container(c["Id"], force=True)
+        assert clean_orphan_networks(ws, [], api=docker_api) == [names["done"]]
+        assert {n["Id"] for n in docker_api.networks(filters={"label": f"mltrain.workspace={ws}"})} == {
+            ids["unowned"], ids["endpoint"]}
+    finally:
+        try:
+            docker_api.remove_container(c["Id"], force=True)
+        except Exception:  # noqa: BLE001 - already removed by the test
+            pass
+        for net in ids.values():
+            try:
+                docker_api.remove_network(net)
+            except Exception:  # noqa: BLE001 - already removed by the clean-up
+                pass

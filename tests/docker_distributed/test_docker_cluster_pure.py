@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from dc_helpers import MPI2, PS12, cluster_ctx
+from dc_helpers import MPI2, PS12, PS_TAGS, cluster_ctx
 from docker_helpers import TF_IMAGE
 from mltrain_desktop.engine import rank_launcher as rl
 from mltrain_desktop.engine.backends import backend_for
@@ -17,6 +17,8 @@ from mltrain_desktop.engine.backends.base import PrepareError
 from mltrain_desktop.engine.backends.docker_cluster import (
     DockerMpiBackend, DockerParameterServerBackend, cluster_spec, mpi_tasks, network_create_kwargs, network_name,
     ps_tasks, run_slug, task_container_kwargs, task_container_name)
+from mltrain_desktop.engine.backends.docker_cluster_handle import DockerClusterHandle, finished_at, how_it_ended
+from mltrain_desktop.domain.distributed_policy import MpiPolicy, PsPolicy
 
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -95,7 +97,11 @@ def test_each_task_container(tmp_path):
     assert env["MLTRAIN_METRICS_FILE"] == "/mltrain/run/logs/metrics.jsonl"  # the launcher picks its own
     assert "MLTRAIN_WORLD_SIZE" not in env and "TF_CONFIG" not in env  # the launcher makes TF_CONFIG
     assert kw["labels"] == {"mltrain.workspace": str(ctx.workspace_dir.resolve()), "mltrain.run": ctx.run_id,
+                            "mltrain.owner.kind": "run", "mltrain.owner.id": ctx.run_id,
                             "mltrain.target": "docker1", "mltrain.role": "task", "mltrain.task": "worker:1"}
+    # the adapter's one hardened builder: what a job's and an endpoint's containers get, a task gets too
+    assert kw["security_opt"] == ["no-new-privileges"]
+    assert kw["log_config"]["Config"] == {"max-size": "100m", "max-file": "3"} and kw["mem_limit"] == "2048m"
     mpi = task_container_kwargs(ctx, TF_IMAGE, None, 1, cluster_spec(ctx.run_id, mpi_tasks(MPI2)), token="t",
                                 world_size=2)
     assert mpi["command"][:7] == ["-m", "mltrain_desktop.engine.rank_launcher", "--logs-dir", "/mltrain/run/logs",
@@ -104,6 +110,7 @@ def test_each_task_container(tmp_path):
     net = network_create_kwargs(ctx)
     assert net["name"] == network_name(ctx.run_id) and net["driver"] == "bridge"
     assert net["labels"]["mltrain.role"] == "network" and net["labels"]["mltrain.run"] == ctx.run_id
+    assert net["labels"]["mltrain.owner.kind"] == "run" and net["labels"]["mltrain.owner.id"] == ctx.run_id
 
 
 def test_the_rank_launcher_takes_a_rank_without_mpirun(tmp_path):
@@ -125,3 +132,52 @@ def test_the_rank_launcher_takes_a_rank_without_mpirun(tmp_path):
     assert metrics == str(logs / "metrics.rank1.jsonl")
     assert (logs / "rank_1.log").read_text().startswith("1|rank 1|")
     assert rl.read_statuses(logs)["rank_1"]["exit_code"] == 0
+
+
+def _handle_state(ctx, tags, **more):
+    kind = "docker_mpi" if tags[0].startswith("rank") else "docker_parameter_server"
+    return {"kind": kind, "run_id": ctx.run_id, "startup_timeout_s": 7, "started": 1000.0,
+            "tasks": [{"tag": t, "container_id": f"id-{t}", "container_name": task_container_name(ctx.run_id, t)}
+                      for t in tags], **more}
+
+
+def test_the_handle_judges_by_the_domain_policies(tmp_path):
+    """The container runtime has no rules of its own: the MPI and PS policies decide, fed what it sees."""
+    ctx = cluster_ctx(tmp_path, PS12)
+    ps = DockerClusterHandle(None, _handle_state(ctx, PS_TAGS), ctx, start_pumps=False)
+    assert type(ps.policy) is PsPolicy and ps.policy.tags == PS_TAGS and ps.policy.watched == PS_TAGS[:-1]
+    assert ps.policy.startup_timeout_s == 7 and ps.policy.started_at == 1000.0
+    assert not ps.policy.watching  # a remote engine: its containers' sockets cannot be seen from here
+    mpi = DockerClusterHandle(None, _handle_state(ctx, ["rank_0", "rank_1"], local_engine=True), ctx,
+                              start_pumps=False)
+    assert type(mpi.policy) is MpiPolicy and not mpi.policy.under_mpirun and mpi.policy.watching
+    late = DockerClusterHandle(None, _handle_state(ctx, ["rank_0", "rank_1"], local_engine=True), ctx,
+                               reattached=True, start_pumps=False)
+    assert not late.policy.watching  # reattached after the start-up deadline: the exits alone decide
+    # a launch that failed half way (no chief yet) can still be cancelled: the policy is made on first use
+    DockerClusterHandle(None, _handle_state(ctx, ["ps_0"]), ctx, start_pumps=False)
+    from mltrain_desktop.engine.backends import docker_cluster, docker_cluster_handle
+    for module in (docker_cluster, docker_cluster_handle):
+        assert not any(hasattr(module, n) for n in ("EARLY_EXIT_CONFIRM_S", "PORT_CHECK_EVERY_S", "CHIEF"))
+
+
+@pytest.mark.parametrize("ended, status, how", [
+    ({"gone": True, "code": None}, {}, "disappeared: its container C was removed while the run was going on "
+                                       "(from outside, e.g. 'docker rm -f')"),
+    ({"code": 137, "oom": True, "memory": 2**28}, {}, "ran out of memory and was killed (container C, exit code "
+                                                      "137, memory limit 0.25 GiB); raise memory_gb on the target "
+                                                      "or use less memory"),
+    ({"code": 1}, {"ended": 5.0, "exit_code": 1}, "exited with code 1 (container C)"),
+    ({"code": 137}, {"ended": 5.0, "exit_code": None, "signal": 9},
+     "was killed by signal 9 (SIGKILL) (container C, exit code 137)"),
+    ({"code": 137}, {}, "was killed by signal 9 (SIGKILL) (container C, exit code 137; stopped from outside, "
+                        "e.g. 'docker kill' or 'docker stop')"),
+    ({"code": 3}, {}, "exited with code 3 (container C)"),
+])
+def test_how_a_task_container_ended_in_words(ended, status, how):
+    assert how_it_ended("C", ended, status) == how
+
+
+def test_a_container_end_time():
+    assert finished_at("2026-01-02T03:04:05.5Z") == pytest.approx(1767323045.5)
+    assert finished_at("0001-01-01T00:00:00Z") is None and finished_at("") is None and finished_at(None) is None

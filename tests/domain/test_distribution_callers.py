@@ -10,6 +10,7 @@ from mltrain_desktop.domain.distribution import DistributionError, MpiDistributi
 from mltrain_desktop.domain.errors import PrepareError
 from mltrain_desktop.engine.backends.mpi import MpiBackend, checked_distribution, startup_timeout
 from mltrain_desktop.engine.backends.parameter_server import ParameterServerBackend
+from mltrain_desktop.engine.backends.docker_cluster import DockerMpiBackend, DockerParameterServerBackend
 
 BAD = [({"kind": "mpi", "process_count_per_node": 0}, "process_count_per_node must be a whole number of at least 1, got 0"),
        ({"kind": "mpi", "node_count": True}, "node_count must be a whole number of at least 1, got True"),
@@ -36,6 +37,12 @@ def test_the_same_message_everywhere(settings, message):
     with pytest.raises(PrepareError) as err:
         backend._distribution(_Ctx(settings))
     assert str(err.value) == message
+    # the container backends (one container per rank or task) read the same checked value
+    docker = (DockerMpiBackend if settings["kind"] == "mpi" else DockerParameterServerBackend)(
+        {"name": "docker1", "config": {"base_url": "tcp://127.0.0.1:9"}})  # no engine is asked
+    with pytest.raises(PrepareError) as err:
+        docker.tasks(_Ctx(settings))
+    assert str(err.value) == message
 
 
 def test_the_sdk_types_and_the_estimators_counts():
@@ -60,6 +67,10 @@ def test_the_sdk_types_and_the_estimators_counts():
 
 
 def test_the_backends_read_counts_and_timeouts_through_the_domain():
+    docker = {"name": "docker1", "config": {}}
+    assert DockerMpiBackend(docker).tasks(_Ctx({"kind": "mpi", "process_count_per_node": 2, "node_count": 2})) == \
+        MpiDistribution(2, 2).tasks()
+    assert DockerParameterServerBackend(docker).distribution(_Ctx(None)) == PsDistribution()
     assert checked_distribution({"process_count_per_node": 3}, MpiDistribution).rank_count == 3
     assert checked_distribution(None, PsDistribution).tasks() == [("ps", 0), ("worker", 0), ("chief", 0)]
     assert MpiBackend({"name": "local"})._distribution(_Ctx({"kind": "mpi", "node_count": 2})) == (2, 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 KIND = "docker"
@@ -231,6 +232,65 @@ def docker_client(config: dict | None = None, timeout: float = 60):
     return client_over(api_client(config, timeout))
 
 
+def for_each_engine(target_configs: list[dict], action, timeout: float = 3.0) -> list:
+    """Calls ``action(api)`` once per distinct engine of ``target_configs`` and gathers the lists it
+    returns; never raises. An engine that does not answer within ``timeout`` seconds is skipped."""
+    gathered, seen = [], set()
+    for cfg in target_configs:
+        url = engine_url(cfg or {})
+        if url in seen:
+            continue
+        seen.add(url)
+        try:
+            api = api_client(cfg or {}, timeout=timeout)
+        except DockerEngineError:
+            continue
+        try:
+            gathered += action(api)
+        except Exception:  # noqa: BLE001 - a clean-up at start-up must not fail the caller
+            pass
+        finally:
+            api.close()
+    return gathered
+
+
+# -- an engine that stops answering ------------------------------------------------------------
+
+ENGINE_PATIENCE_S = 60.0  # how long the engine may not answer before a run counts as lost
+
+
+class EngineSilence:
+    """Since when the Docker engine has not answered a run's handle; each change is logged once.
+
+    ``was_silent`` stays True once the engine failed to answer: a container that then turns out
+    stopped was most likely stopped by the engine going down (a restart)."""
+
+    def __init__(self, log):
+        self.log = log
+        self.since: float | None = None
+        self.was_silent = False
+
+    def failed(self, exc: Exception) -> None:
+        self.was_silent = True
+        if self.since is None:
+            self.since = time.monotonic()
+            self.log(f"[mltrain] the Docker engine does not answer ({type(exc).__name__}: {exc}); waiting")
+
+    def answered(self) -> None:
+        if self.since is not None:
+            self.log("[mltrain] the Docker engine answers again")
+            self.since = None
+
+    def too_long(self) -> bool:
+        return self.since is not None and time.monotonic() - self.since >= ENGINE_PATIENCE_S
+
+    @staticmethod
+    def lost_detail(engine: str, what: str) -> str:
+        """Why a run failed when the engine stopped answering while ``what`` (its containers) ran."""
+        return (f"the Docker engine ({engine}) stopped answering for {ENGINE_PATIENCE_S:.0f} s while {what} "
+                "ran; check that dockerd runs ('docker info')")
+
+
 # -- probing -------------------------------------------------------------------------------------
 
 def _host_gpus() -> list[dict]:
@@ -306,5 +366,6 @@ def probe(config: dict, check_image: bool = True) -> dict:
             "cpus": engine["cpus"], "memory_bytes": engine["memory_bytes"]}
 
 
-__all__ = ["DockerEngineError", "validate", "probe", "api_client", "docker_client",
+__all__ = ["DockerEngineError", "validate", "probe", "api_client", "docker_client", "client_over",
+           "for_each_engine", "EngineSilence", "ENGINE_PATIENCE_S",
            "explain_engine_error", "normalize_gpus", "nvidia_support", "DEFAULT_IMAGE", "NVIDIA_TOOLKIT_HINT"]

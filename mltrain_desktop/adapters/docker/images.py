@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ...domain.errors import PrepareError
+from ...domain.errors import PrepareError, UserErrorException
 
 ENV_REPOSITORY = "mltrain-env"
 RECIPE_VERSION = 1  # bump when the Dockerfile recipe changes, so old tags are not reused
@@ -68,6 +68,9 @@ def environment_spec(run_spec: dict, target_config: dict, default_image: str) ->
     docker = env.get("docker") or {}
     base = docker.get("base_image") or target_config.get("image") or default_image
     fv = env.get("framework_version")
+    if fv is not None and not _VERSION.fullmatch(str(fv).strip()):
+        raise UserErrorException(f"framework_version {fv!r} is not a version such as '2.21'; submit the run "
+                                 "again with one")
     framework = run_spec.get("framework") or (env.get("framework")) or ("TensorFlow" if fv else None)
     return EnvironmentSpec(
         base_image=str(base).strip(),
@@ -108,6 +111,7 @@ def _framework_check_command(spec: EnvironmentSpec) -> str | None:
 
 
 _PY = '"$(command -v python3 || echo python)"'
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,2}")
 
 
 def dockerfile(spec: EnvironmentSpec, env_hash: str, *, ca_certificates: bool = False,

@@ -2,36 +2,37 @@
 
 prepare: engine reachable, dataset folders present, GPU support when use_gpu, base image
 present, environment image found in cache or built (log streamed, cancel honoured).
-launch: one container per run, made by the pure :func:`container_run_kwargs`: the run folder
-at /mltrain/run (read-write; the job's cwd is its snapshot/), the job kit read-only at
-/mltrain/jobkit on PYTHONPATH, each dataset input read-only at /mltrain/inputs/<name>, the
-user's uid:gid, an init process, labels naming the workspace and run, limits, GPUs by device
-request, never privileged, no host network unless the target asks.
-While it runs, a thread streams the container's log into logs/driver.log and keeps a cursor
-(the last log timestamp) in the run folder, so a supervisor that restarts continues where the
-last one stopped. Cancel stops the container (grace period, then kill) and removes it.
+launch: one container per run, made by the pure :func:`container_run_kwargs` over the adapter's
+hardened builder (``adapters.docker.containers``: uid:gid, init, no-new-privileges, log rotation,
+limits): the run folder at /mltrain/run (read-write; the job's cwd is its snapshot/), the job kit
+read-only at /mltrain/jobkit on PYTHONPATH, each dataset input read-only at /mltrain/inputs/<name>,
+labels naming the workspace and the run as owner, GPUs by device request, no host network unless
+the target asks.
+While it runs, the adapter's log pump streams the container's log into logs/driver.log and keeps
+a cursor in the run folder, so a supervisor that restarts continues where the last one stopped.
+Cancel stops the container (grace period, then kill) and removes it. An engine that restarts
+under a run fails it saying so; one that stops answering for a minute fails it too.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import re
-import sqlite3
-import threading
 import time
-import urllib.parse
 from pathlib import Path, PurePosixPath
 
+from ...adapters.docker import labels as lb
+from ...adapters.docker.cleanup import clean_containers
+from ...adapters.docker.containers import container_kwargs
+from ...adapters.docker.engine import ENGINE_PATIENCE_S, EngineSilence, for_each_engine
+from ...adapters.docker.logs import LogCursor, LogPump, parse_log_timestamp
+from ...store.runs import cancel_requested_at
 from .base import Backend, JobContext, JobHandle, PrepareError
 
 RUN_DIR = "/mltrain/run"
 JOBKIT_DIR = "/mltrain/jobkit"
 INPUTS_DIR = "/mltrain/inputs"
-LABEL_WORKSPACE = "mltrain.workspace"
-LABEL_RUN = "mltrain.run"
-LABEL_TARGET = "mltrain.target"
-LABEL_ROLE = "mltrain.role"
+LABEL_WORKSPACE, LABEL_RUN, LABEL_TARGET, LABEL_ROLE = lb.WORKSPACE, lb.RUN, lb.TARGET, lb.ROLE
 CURSOR_FILE = ".docker-log-cursor"
 # Runs python3 (or python) from the image whatever its ENTRYPOINT, with a clear error if none.
 _LAUNCHER = ('py="$(command -v python3 || command -v python)" || '
@@ -131,8 +132,6 @@ def container_run_kwargs(ctx: JobContext, image: str, *, uid: int | None = None,
     import docker
     config = dict(config if config is not None else ctx.target.get("config") or {})
     run_docker = ((ctx.spec.get("environment") or {}).get("docker") or {})
-    uid = os.getuid() if uid is None else uid
-    gid = os.getgid() if gid is None else gid
     mapping = path_map(ctx)
     env = {k: to_container_path(str(v), mapping) for k, v in ctx.environment_variables.items()}
     user_pp = env.get("PYTHONPATH")
@@ -147,37 +146,17 @@ def container_run_kwargs(ctx: JobContext, image: str, *, uid: int | None = None,
     for name, info in sorted(ctx.inputs.items()):
         mounts.append(docker.types.Mount(f"{INPUTS_DIR}/{name}", str(info["path"]), type="bind", read_only=True))
     snapshot_rel = PurePosixPath(Path(ctx.snapshot_dir).relative_to(ctx.run_dir).as_posix())
-    labels = {
-        LABEL_WORKSPACE: str(Path(ctx.workspace_dir).resolve()),
-        LABEL_RUN: ctx.run_id,
-        LABEL_TARGET: str(ctx.target.get("name", "")),
-        LABEL_ROLE: "job",
-    }
-    kwargs = {
-        "image": image,
-        "name": container_name(ctx.run_id),
-        "entrypoint": ["/bin/sh", "-c", _LAUNCHER, "mltrain-job"],
-        "command": [ctx.entry_script, *container_arguments(ctx, mapping)],
-        "working_dir": f"{RUN_DIR}/{snapshot_rel}",
-        "environment": env,
-        "user": f"{uid}:{gid}",
-        "labels": labels,
-        "mounts": mounts,
-        "init": True,
-        "privileged": False,
-        "detach": True,
-        "tty": False,
-        "stdin_open": False,
-        "security_opt": ["no-new-privileges"],
-        "log_config": docker.types.LogConfig(type="json-file", config={"max-size": "100m", "max-file": "3"}),
-        "shm_size": _parse_shm(run_docker.get("shm_size") or config.get("shm_size") or "2g"),
-    }
-    cpus = run_docker.get("cpus") or config.get("cpus")
-    if cpus:
-        kwargs["nano_cpus"] = int(float(cpus) * 1e9)
-    mem = run_docker.get("memory_gb") or config.get("memory_gb")
-    if mem:
-        kwargs["mem_limit"] = f"{int(float(mem) * 1024)}m"
+    labels = lb.run_labels(ctx.workspace_dir, ctx.run_id, ctx.target.get("name", ""), "job")
+    kwargs = container_kwargs(
+        image, labels, uid=uid, gid=gid,
+        cpus=run_docker.get("cpus") or config.get("cpus"),
+        memory_gb=run_docker.get("memory_gb") or config.get("memory_gb"),
+        name=container_name(ctx.run_id),
+        entrypoint=["/bin/sh", "-c", _LAUNCHER, "mltrain-job"],
+        command=[ctx.entry_script, *container_arguments(ctx, mapping)],
+        working_dir=f"{RUN_DIR}/{snapshot_rel}",
+        environment=env, mounts=mounts, tty=False, stdin_open=False,
+        shm_size=_parse_shm(run_docker.get("shm_size") or config.get("shm_size") or "2g"))
     network = run_docker.get("network") or config.get("network")
     if network:
         kwargs["network_mode"] = network
@@ -188,144 +167,7 @@ def container_run_kwargs(ctx: JobContext, image: str, *, uid: int | None = None,
     return kwargs
 
 
-# -- log streaming -------------------------------------------------------------------------------
-
-_TS_RE = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d) ")
-
-
-def parse_log_timestamp(frame: bytes) -> tuple[int | None, bytes]:
-    """Splits a ``timestamps=True`` log frame into (nanoseconds since the epoch, message)."""
-    m = _TS_RE.match(frame)
-    if not m:
-        return None, frame
-    base = _dt.datetime.strptime(m.group(1).decode(), "%Y-%m-%dT%H:%M:%S")
-    tz = m.group(3).decode()
-    offset = 0 if tz == "Z" else (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60) * (1 if tz[0] == "+" else -1)
-    secs = int(base.replace(tzinfo=_dt.timezone.utc).timestamp()) - offset
-    nanos = int((m.group(2) or b"0").decode().ljust(9, "0"))
-    return secs * 1_000_000_000 + nanos, frame[m.end():]
-
-
-class LogCursor:
-    """How many frames of a container's log are already in driver.log, kept on disk.
-
-    The engine returns a container's log in the same order every time, but its timestamps are
-    not in that order: stdout and stderr are read by separate copiers, so a stderr line can carry
-    an earlier time than the stdout line before it. The position is therefore a count of frames,
-    and a resumed stream (a new supervisor, a stream that broke) reads the log from its start
-    and skips that many. Saved after every line with one small in-place write, so a supervisor
-    killed at any moment resumes at the line after the last one it wrote.
-    """
-
-    _FORMAT = "n {:020d}\n"
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.written = 0
-        self._fd: int | None = None
-        self._legacy_ts: int | None = None  # a cursor saved by 0.1.0, which kept a time
-        try:
-            fields = path.read_text().split()
-            if fields[0] == "n":
-                self.written = int(fields[1])
-            else:
-                self._legacy_ts = int(fields[0])
-        except (OSError, ValueError, IndexError):
-            pass
-        self._seen = 0  # frames seen in the current stream
-
-    def new_stream(self) -> None:
-        """A new log request starts (from the log's first frame)."""
-        self._seen = 0
-
-    def accept(self, ts_ns: int | None) -> bool:
-        """True when the next frame of the stream was not written yet (and records it as written)."""
-        self._seen += 1
-        if self._legacy_ts is not None:
-            if ts_ns is not None and ts_ns <= self._legacy_ts:
-                return False
-            self._legacy_ts = None
-            self.written = self._seen
-            return True
-        if self._seen <= self.written:
-            return False
-        self.written = self._seen
-        return True
-
-    def save(self) -> None:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        os.pwrite(self._fd, self._FORMAT.format(self.written).encode(), 0)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-class LogPump(threading.Thread):
-    """Follows a container's log into a file, resuming after the cursor."""
-
-    def __init__(self, api, container_id: str, log_file: Path, cursor: LogCursor):
-        super().__init__(name=f"mltrain-docker-log-{container_id[:12]}", daemon=True)
-        self.api = api
-        self.container_id = container_id
-        self.log_file = log_file
-        self.cursor = cursor
-        self.error: Exception | None = None
-        self.lines = 0
-        self.complete = False  # the stream ended because the container stopped: nothing is missing
-
-    def run(self) -> None:
-        self.cursor.new_stream()
-        try:
-            stream = self.api.logs(self.container_id, stdout=True, stderr=True, stream=True, follow=True,
-                                   timestamps=True)
-            with open(self.log_file, "ab", buffering=0) as fh:
-                for frame in stream:
-                    ts, msg = parse_log_timestamp(frame)
-                    if not self.cursor.accept(ts):
-                        continue
-                    fh.write(msg)
-                    self.cursor.save()
-                    self.lines += 1
-            state = self.api.inspect_container(self.container_id).get("State") or {}
-            self.complete = state.get("Status") in ("exited", "dead")
-        except Exception as exc:  # noqa: BLE001 - the container may vanish; poll() decides
-            self.error = exc
-
-    def drain(self) -> None:
-        """Once the container has stopped: when this pump's stream broke or ended while the
-        container still ran, reads the log again and writes what came after the cursor."""
-        if not self.is_alive() and not self.complete:
-            LogPump(self.api, self.container_id, self.log_file, self.cursor).run()
-
-
 # -- the job handle --------------------------------------------------------------------------------
-
-ENGINE_PATIENCE_S = 60.0  # how long the engine may not answer before a run counts as lost
-
-
-class EngineSilence:
-    """Since when the Docker engine has not answered a run's handle; each change is logged once."""
-
-    def __init__(self, log):
-        self.log = log
-        self.since: float | None = None
-
-    def failed(self, exc: Exception) -> None:
-        if self.since is None:
-            self.since = time.monotonic()
-            self.log(f"[mltrain] the Docker engine does not answer ({type(exc).__name__}: {exc}); waiting")
-
-    def answered(self) -> None:
-        if self.since is not None:
-            self.log("[mltrain] the Docker engine answers again")
-            self.since = None
-
-    def too_long(self) -> bool:
-        return self.since is not None and time.monotonic() - self.since >= ENGINE_PATIENCE_S
-
 
 class DockerJobHandle(JobHandle):
     def __init__(self, api, container_id: str, name: str, ctx: JobContext, image: str,
@@ -375,9 +217,7 @@ class DockerJobHandle(JobHandle):
         if info is False:
             if not self._silence.too_long():
                 return None
-            self._detail = (f"the Docker engine ({self.engine}) stopped answering for "
-                            f"{ENGINE_PATIENCE_S:.0f} s while the run's container {self.name} ran; "
-                            "check that dockerd runs ('docker info')")
+            self._detail = self._silence.lost_detail(self.engine, f"the run's container {self.name}")
             self.ctx_log(f"[mltrain] {self._detail}")
             self._exit = -1
             return self._exit
@@ -403,17 +243,23 @@ class DockerJobHandle(JobHandle):
             self._detail = (f"the container ran out of memory and was killed (exit code {rc}"
                             + (f", memory limit {limit / 2**30:.1f} GiB" if limit else "")
                             + "); raise memory_gb on the target or use less memory")
-        elif rc in (137, 143) and not self._canceled:
+        removed = self._remove()
+        stopped = rc in (137, 143) and not self._canceled and not state.get("OOMKilled")
+        if stopped and (self._silence.was_silent or not removed):  # killed while the engine went down
+            self._detail = (f"the Docker engine restarted (or stopped) while the run's container {self.name} "
+                            f"ran, and the container ended with it (exit code {rc}); submit the run again "
+                            "once 'docker info' answers")
+        elif stopped:
             sig = "SIGKILL" if rc == 137 else "SIGTERM"
             self._detail = (f"the container {self.name} was stopped from outside ({sig}, exit code {rc}), "
                             "e.g. by 'docker kill' or 'docker stop'")
         if self._detail:
             self.ctx_log(f"[mltrain] {self._detail}")
-        self._remove()
         self._exit = rc
         return rc
 
-    def _remove(self) -> None:
+    def _remove(self) -> bool:
+        """Removes the container; False when the engine did not answer (the clean-up removes it later)."""
         import docker
         try:
             self.api.remove_container(self.container_id, force=True)
@@ -422,6 +268,11 @@ class DockerJobHandle(JobHandle):
         except docker.errors.APIError as exc:
             if "already in progress" not in str(exc):
                 self.ctx_log(f"[mltrain] could not remove container {self.name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - requests' ConnectionError and friends: the engine went away
+            self.ctx_log(f"[mltrain] could not remove container {self.name}: the Docker engine does not "
+                         f"answer ({type(exc).__name__}: {exc})")
+            return False
+        return True
 
     def cancel(self, grace_seconds: float = 5.0) -> None:
         """Stops the container (the stop signal, ``grace_seconds``, then KILL) and removes it; idempotent."""
@@ -469,15 +320,9 @@ def _cancel_checker(ctx: JobContext):
         if now - last["at"] < 0.5 or not db.exists():
             return last["value"]
         last["at"] = now
-        try:
-            conn = sqlite3.connect(f"file:{urllib.parse.quote(str(db))}?mode=ro", uri=True, timeout=5)
-            try:
-                row = conn.execute("SELECT cancel_requested FROM runs WHERE id=?", [ctx.run_id]).fetchone()
-            finally:
-                conn.close()
-            last["value"] = bool(row and row[0])
-        except sqlite3.Error:
-            pass
+        seen = cancel_requested_at(db, ctx.run_id)
+        if seen is not None:
+            last["value"] = seen
         return last["value"]
 
     def check() -> bool:
@@ -667,17 +512,10 @@ class DockerBackend(Backend):
 
 # -- finding containers again ---------------------------------------------------------------------
 
-def _label_filters(workspace_dir, run_id: str | None = None) -> dict:
-    labels = [f"{LABEL_WORKSPACE}={Path(workspace_dir).resolve()}"]
-    if run_id:
-        labels.append(f"{LABEL_RUN}={run_id}")
-    return {"label": labels}
-
-
 def find_run_containers(api, workspace_dir, run_id: str | None = None) -> list[dict]:
     """Inspect dicts of the containers labelled for this workspace (and run), running or not."""
     out = []
-    for c in api.containers(all=True, filters=_label_filters(workspace_dir, run_id)):
+    for c in api.containers(all=True, filters=lb.workspace_filters(workspace_dir, {lb.RUN: run_id} if run_id else None)):
         try:
             out.append(api.inspect_container(c["Id"]))
         except Exception:  # noqa: BLE001 - removed meanwhile
@@ -686,66 +524,20 @@ def find_run_containers(api, workspace_dir, run_id: str | None = None) -> list[d
 
 
 def clean_orphans(workspace_dir, live_run_ids, config: dict | None = None, api=None) -> list[str]:
-    """Removes containers labelled for this workspace whose run is not live; returns their names.
+    """Removes this workspace's run containers whose run is not in ``live_run_ids``; returns their names.
 
-    ``live_run_ids``: the runs that are not terminal (their containers are kept for reattaching).
+    Endpoint containers and unlabelled ones are kept (the clean-up of ``adapters.docker.cleanup``).
     An engine that does not answer removes nothing (returns []).
     """
-    if api is None:
-        from ...adapters.docker.engine import DockerEngineError, api_client
-        try:
-            api = api_client(config or {}, timeout=15)
-        except DockerEngineError:
-            return []
     live = set(live_run_ids)
-    removed = []
-    for c in api.containers(all=True, filters=_label_filters(workspace_dir)):
-        labels = c.get("Labels") or {}
-        if labels.get(LABEL_RUN) in live:
-            continue
-        try:
-            api.remove_container(c["Id"], force=True)
-            removed.append((c.get("Names") or [c["Id"][:12]])[0].lstrip("/"))
-        except Exception:  # noqa: BLE001 - gone already
-            continue
-    return removed
+
+    def over(kind: str, owner_id: str) -> bool:
+        return kind == lb.OWNER_RUN and owner_id not in live
+    if api is None:
+        return for_each_engine([config or {}], lambda a: clean_containers(a, workspace_dir, over), timeout=15)
+    return clean_containers(api, workspace_dir, over)
 
 
-def for_each_engine(target_configs: list[dict], clean, timeout: float = 3.0) -> list[str]:
-    """Calls ``clean(api)`` once per distinct engine of ``target_configs``; never raises.
-
-    An engine that does not answer within ``timeout`` seconds is skipped; what ``clean`` returns
-    (names of what it removed) is gathered.
-    """
-    from ...adapters.docker.engine import DockerEngineError, api_client, engine_url
-    removed, seen = [], set()
-    for cfg in target_configs:
-        url = engine_url(cfg or {})
-        if url in seen:
-            continue
-        seen.add(url)
-        try:
-            api = api_client(cfg or {}, timeout=timeout)
-        except DockerEngineError:
-            continue
-        try:
-            removed += clean(api)
-        except Exception:  # noqa: BLE001 - start-up must not fail over a cleanup
-            pass
-        finally:
-            api.close()
-    return removed
-
-
-def clean_orphans_for_targets(workspace_dir, target_configs: list[dict], live_run_ids,
-                              timeout: float = 3.0) -> list[str]:
-    """clean_orphans on each distinct engine of the workspace's docker targets; never raises.
-
-    Meant for workspace start-up, after unfinished runs were settled (reattached or failed):
-    ``live_run_ids`` are the runs still Queued/Preparing/Running/Finalizing.
-    """
-    return for_each_engine(target_configs, lambda api: clean_orphans(workspace_dir, live_run_ids, api=api), timeout)
-
-
-__all__ = ["DockerBackend", "clean_orphans_for_targets", "DockerJobHandle", "container_run_kwargs", "gpu_device_requests", "gpu_pinning",
-           "clean_orphans", "find_run_containers", "parse_log_timestamp", "LogCursor", "container_name"]
+__all__ = ["DockerBackend", "DockerJobHandle", "container_run_kwargs", "gpu_device_requests", "gpu_pinning",
+           "clean_orphans", "find_run_containers", "for_each_engine", "parse_log_timestamp", "LogCursor",
+           "LogPump", "EngineSilence", "ENGINE_PATIENCE_S", "container_name"]
