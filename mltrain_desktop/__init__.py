@@ -31,6 +31,11 @@ _NAMES = {
 __all__ = sorted(_NAMES) + ["__version__"]
 
 
+def load_ipython_extension(ipython) -> None:
+    """``%load_ext mltrain_desktop``: serves the azureml names in this kernel (see mltrain_desktop.compat)."""
+    importlib.import_module("mltrain_desktop.compat").enable(quiet=False)
+
+
 def __getattr__(name: str):
     if name not in _NAMES:
         raise AttributeError(f"module 'mltrain_desktop' has no attribute {name!r}")

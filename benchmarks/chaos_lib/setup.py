@@ -49,8 +49,8 @@ SCORE_PY = textwrap.dedent('''
 
     def init():
         global FACTOR
-        model_dir = os.environ["AZUREML_MODEL_DIR"]
-        path = os.path.join(model_dir, "factor.json") if os.path.isdir(model_dir) else model_dir
+        # as on Azure: AZUREML_MODEL_DIR holds the registered folder (named as it was registered)
+        path = os.path.join(os.environ["AZUREML_MODEL_DIR"], "chaos-model", "factor.json")
         with open(path, encoding="utf-8") as fh:
             FACTOR = json.load(fh)["factor"]
 

@@ -472,8 +472,10 @@ def main(argv=None):
 
 
 def _register_subgroups():
+    from .compat_exec import exec_script
     from .endpoints import endpoint
     cli.add_command(endpoint)
+    cli.add_command(exec_script)
 
 
 _register_subgroups()

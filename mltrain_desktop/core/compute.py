@@ -10,13 +10,19 @@ import importlib
 from ..store import runs as run_rows
 from ..store import targets
 from .compute_target import ComputeTargetException
+from .signatures import strict_kwargs
 
 # kind -> module that provides probe(config) -> dict and validate(config) -> dict
 KIND_MODULES = {
     "local": "mltrain_desktop.core.compute_local",
     "docker": "mltrain_desktop.core.compute_docker",
+    "slurm": "mltrain_desktop.core.compute_slurm",
 }
 DEFAULT_TARGET = "local"
+# AmlCompute.provisioning_configuration arguments that mean nothing on this machine (one warning each).
+AML_ONLY = ("admin_username", "admin_user_password", "admin_user_ssh_key", "vnet_resourcegroup_name", "vnet_name",
+            "subnet_name", "tags", "description", "remote_login_port_public_access", "identity_type", "identity_id",
+            "location", "enable_node_public_ip")
 
 
 def _kind_module(kind: str):
@@ -62,10 +68,12 @@ class AmlCompute:
     """The seed's cluster, here a local target: ``max_nodes`` bounds concurrent runs; vm_size is recorded."""
 
     @staticmethod
+    @strict_kwargs(ignored=AML_ONLY)
     def provisioning_configuration(vm_size: str = "", max_nodes: int = 1, min_nodes: int = 0,
                                    vm_priority: str = "dedicated", idle_seconds_before_scaledown=None,
-                                   **_ignored) -> ComputeTargetProvisioningConfiguration:
-        return ComputeTargetProvisioningConfiguration("local", max_concurrent_runs=max_nodes, vm_size=vm_size)
+                                   **_azure_only) -> ComputeTargetProvisioningConfiguration:
+        return ComputeTargetProvisioningConfiguration("local", max_concurrent_runs=max_nodes, vm_size=vm_size,
+                                                      azure_type="AmlCompute")
 
 
 class ComputeTarget:
@@ -88,7 +96,8 @@ class ComputeTarget:
 
     @property
     def type(self) -> str:
-        return self.kind
+        """'AmlCompute' for a target made with AmlCompute.provisioning_configuration, else its kind."""
+        return self.config.get("azure_type") or self.kind
 
     @property
     def gpus(self) -> list:
@@ -139,8 +148,9 @@ class ComputeTarget:
         if self.provisioning_state == "Failed":
             raise ComputeTargetException(f"compute target {self.name!r} is not usable: {self.state_detail}")
 
-    def get_status(self) -> str:
-        return self.provisioning_state
+    def get_status(self) -> "ComputeStatus":
+        """The provisioning state (compares and prints as before) with ``.serialize()`` as Azure gives it."""
+        return ComputeStatus(self)
 
     def update(self, **changes) -> "ComputeTarget":
         config = {**self.config, **changes}
@@ -162,11 +172,35 @@ class ComputeTarget:
         return f"ComputeTarget(name={self.name!r}, kind={self.kind!r}, state={self.provisioning_state!r})"
 
 
+class ComputeStatus(str):
+    """A target's provisioning state as a str, plus ``serialize()``: the dict the seed's notebooks print."""
+
+    def __new__(cls, target: "ComputeTarget"):
+        obj = super().__new__(cls, target.provisioning_state)
+        obj._target = target
+        return obj
+
+    @property
+    def provisioning_state(self) -> str:
+        return str(self)
+
+    def serialize(self) -> dict:
+        t = self._target
+        nodes = t.max_concurrent_runs
+        busy = min(nodes, run_rows.unfinished_on(t.workspace.db.conn, t.name))
+        return {"currentNodeCount": nodes, "targetNodeCount": nodes, "provisioningState": str(self),
+                "nodeStateCounts": {"idleNodeCount": nodes - busy, "runningNodeCount": busy, "preparingNodeCount": 0,
+                                    "unusableNodeCount": 0 if str(self) != "Failed" else nodes,
+                                    "leavingNodeCount": 0, "preemptedNodeCount": 0},
+                "vmSize": t.config.get("vm_size") or "local", "type": t.type, "detail": t.state_detail,
+                "gpus": len(t.gpus)}
+
+
 def ensure_default_local_target(workspace) -> None:
     """Every workspace starts with a ``local`` target (one run at a time, the current interpreter)."""
     if not targets.exists(workspace.db.conn, DEFAULT_TARGET):
         ComputeTarget.create(workspace, DEFAULT_TARGET, LocalCompute.provisioning_configuration(max_concurrent_runs=2))
 
 
-__all__ = ["ComputeTarget", "AmlCompute", "LocalCompute", "ComputeTargetException",
+__all__ = ["ComputeTarget", "AmlCompute", "LocalCompute", "ComputeTargetException", "ComputeStatus",
            "ComputeTargetProvisioningConfiguration", "ensure_default_local_target"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 import secrets
 import shutil
@@ -19,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from .errors import MLTrainError, UserErrorException
+from .signatures import strict_kwargs
 from ..adapters.process import is_same_process_alive, process_identity, start_process, stop_tree
 from ..domain.endpoint_state import EndpointState
 from ..store import endpoints as endpoint_rows
@@ -31,8 +33,9 @@ NO_CODE_FRAMEWORKS = {"TensorFlow", "Keras", None, ""}
 
 class DockerWebservice:
     @staticmethod
+    @strict_kwargs()
     def deploy_configuration(compute_target: str, port: int | None = None, image: str | None = None,
-                             max_body_bytes: int = 10 << 20) -> dict:
+                             max_body_bytes: int = 10 << 20, **_none) -> dict:
         if not compute_target:
             raise UserErrorException("a Docker deployment needs compute_target, the name of a docker target")
         return {"kind": "docker", "compute_target": compute_target, "port": port or 0, "image": image,
@@ -89,7 +92,9 @@ def signature_from_metadata(meta: dict) -> dict | None:
 class InferenceConfig:
     """A custom scoring script (``init()`` and ``run(raw_data)``), the seed's classic deployment."""
 
-    def __init__(self, entry_script: str, source_directory: str | None = None, environment=None):
+    @strict_kwargs(ignored=("runtime", "conda_file", "extra_docker_file_steps", "enable_gpu", "description",
+                            "base_image", "base_image_registry", "cuda_version"))
+    def __init__(self, entry_script: str, source_directory: str | None = None, environment=None, **_azure_only):
         self.entry_script = entry_script
         self.source_directory = source_directory
         self.environment = environment
@@ -103,11 +108,58 @@ class InferenceConfig:
 
 class LocalWebservice:
     @staticmethod
+    @strict_kwargs()
     def deploy_configuration(port: int | None = None, python: str | None = None,
-                             max_body_bytes: int = 10 << 20) -> dict:
-        if port is not None and not (0 <= int(port) < 65536):
-            raise UserErrorException(f"port {port} is not a TCP port number")
+                             max_body_bytes: int = 10 << 20, **_none) -> dict:
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536):
+            raise UserErrorException(f"port {port!r} is not a TCP port number (0 to 65535; 0 picks a free one)")
         return {"kind": "local", "port": port or 0, "python": python, "max_body_bytes": int(max_body_bytes)}
+
+
+# AciWebservice.deploy_configuration arguments that mean nothing on this machine (one warning each).
+ACI_ONLY = ("properties", "location", "ssl_enabled", "enable_app_insights", "ssl_cert_pem_file", "ssl_key_pem_file",
+            "ssl_cname", "dns_name_label", "primary_key", "secondary_key", "collect_model_data",
+            "cmk_vault_base_url", "cmk_key_name", "cmk_key_version", "vnet_name", "subnet_name")
+
+
+class AciWebservice:
+    """The seed's container instance, here a local endpoint: a process, or a container when the
+    workspace has a docker compute target (``cpu_cores`` and ``memory_gb`` then limit it)."""
+
+    @staticmethod
+    @strict_kwargs(ignored=ACI_ONLY)
+    def deploy_configuration(cpu_cores: float | None = None, memory_gb: float | None = None, tags=None,
+                             description: str | None = None, auth_enabled: bool = False, port: int | None = None,
+                             **_azure_only) -> dict:
+        from .resource_configuration import ResourceConfiguration
+        try:
+            resources = ResourceConfiguration(cpu=cpu_cores, memory_in_gb=memory_gb).to_dict()
+        except ValueError as exc:
+            raise UserErrorException(str(exc).replace("ResourceConfiguration.cpu", "cpu_cores")
+                                     .replace("ResourceConfiguration.memory_in_gb", "memory_gb")) from None
+        if tags is not None and not (isinstance(tags, dict) and all(isinstance(k, str) for k in tags)):
+            raise UserErrorException("tags must be a dict of str keys, e.g. {'data': 'mnist'}")
+        if not isinstance(auth_enabled, bool):
+            raise UserErrorException("auth_enabled must be True or False")
+        config = LocalWebservice.deploy_configuration(port=port)
+        config.update(aci=True, tags={k: str(v) for k, v in (tags or {}).items()},
+                      description=description or "", auth_enabled=auth_enabled)
+        if resources:
+            config["resources"] = resources
+        return config
+
+
+def _aci_target(workspace, config: dict) -> dict:
+    """An ACI configuration runs in a container on the workspace's first usable docker target, if any."""
+    if not config.get("aci") or config.get("kind") != "local":
+        return config
+    from .compute import ComputeTarget
+    dockers = [t for t in ComputeTarget.list(workspace).values() if t.kind == "docker"
+               and t.provisioning_state == "Succeeded" and t.config.get("image")]
+    if not dockers:
+        return config
+    return {**DockerWebservice.deploy_configuration(compute_target=dockers[0].name), **{
+        k: v for k, v in config.items() if k not in ("kind", "python")}, "compute_target": dockers[0].name}
 
 
 class Webservice:
@@ -226,8 +278,17 @@ class Webservice:
                                       f"{getattr(exc, 'reason', exc)} (state {self.refresh()})") from exc
 
     def run(self, input_data) -> dict:
-        """Sends ``input_data`` (a JSON string or a JSON-able object) to :predict; returns the answer."""
-        body = input_data.encode() if isinstance(input_data, str) else json.dumps(input_data).encode()
+        """Sends ``input_data`` (JSON text as str or bytes, or a JSON-able dict/list) to :predict; returns the answer."""
+        if isinstance(input_data, (bytes, bytearray)):
+            body = bytes(input_data)
+        elif isinstance(input_data, str):
+            body = input_data.encode("utf-8")
+        else:
+            try:
+                body = json.dumps(input_data).encode("utf-8")
+            except (TypeError, ValueError) as exc:
+                raise UserErrorException(f"input_data must be JSON text (str or bytes) or a JSON-able dict or list; "
+                                         f"a {type(input_data).__name__} cannot be sent: {exc}") from None
         status, answer = self._request(f"/v1/models/{self.model_name}:predict", body)
         if status >= 400:
             raise WebserviceException(f"endpoint {self.name} answered {status}: "
@@ -362,6 +423,8 @@ def _write_key(path: Path, key: str) -> None:
 def _server_args(row: dict, model_path: str, folder_in: str, entry_script: str | None) -> list[str]:
     config = json.loads(row["config"])
     name, version = json.loads(row["model_ids"])[0].split(":")
+    if entry_script:  # as on Azure, AZUREML_MODEL_DIR is the folder holding the registered model's files
+        model_path = (posixpath if model_path.startswith("/mltrain/") else os.path).dirname(model_path)
     args = ["-m", "mltrain_desktop.serving.server", "--model-name", name, "--model-version", version,
             "--model-path", model_path, "--key-file", f"{folder_in}/key", "--ready-file", f"{folder_in}/ready.json",
             "--max-body-bytes", str(config.get("max_body_bytes", 10 << 20))]
@@ -431,7 +494,7 @@ def deploy(workspace, name: str, models: list, inference_config: InferenceConfig
     model = models[0]
     if not model.local_path.exists():
         raise UserErrorException(f"the files of model {model.id} are missing from the registry ({model.local_path})")
-    config = dict(deployment_config or LocalWebservice.deploy_configuration())
+    config = _aci_target(workspace, dict(deployment_config or LocalWebservice.deploy_configuration()))
     if deployment_target is not None and config.get("kind") != "docker":
         config = DockerWebservice.deploy_configuration(compute_target=getattr(deployment_target, "name",
                                                                               deployment_target))

@@ -166,3 +166,59 @@ def test_bad_owner_kinds_are_refused():
         lb.owner_labels("/tmp/ws", "job", "x")
     assert lb.owner_of({lb.OWNER_KIND: "job", lb.OWNER_ID: "x"}) is None
     assert lb.owner_of({}) is None and lb.owner_of(None) is None
+
+
+def test_the_window_opening_the_workspace_keeps_a_healthy_docker_endpoint(ws, endpoint, docker_api, qtbot,
+                                                                          tmp_path, monkeypatch):
+    """The window runs recovery (and its clean-up) when it opens a workspace."""
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("MLTRAIN_HOME", str(tmp_path / "home"))
+    from mltrain_desktop.gui.app import configure_settings
+    from mltrain_desktop.gui.main_window import MainWindow
+    configure_settings()
+    gone = _sleeper(docker_api, lb.endpoint_labels(ws.path, "deleted-ep"))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        window.open_workspace(str(ws.path))
+        qtbot.waitUntil(lambda: window.workspace_path == str(ws.path), timeout=20_000)
+        view = window.show_view("endpoints")
+        qtbot.waitUntil(lambda: any(r["name"] == "ep1" for r in view.model.records), timeout=20_000)
+        qtbot.waitUntil(lambda: not _exists(docker_api, gone), timeout=20_000)  # its clean-up ran
+        assert [r["state"] for r in view.model.records if r["name"] == "ep1"] == ["Healthy"]
+        assert _exists(docker_api, endpoint._row()["container_id"])
+        assert Webservice(ws, "ep1").run({"x": 1}) == {"ok": 1}
+    finally:
+        window.shutdown()
+
+
+def test_a_killed_supervisor_of_a_docker_run_is_replaced_and_the_endpoint_kept(ws, endpoint, docker_api, tmp_path):
+    import signal
+    import time
+    from mltrain_desktop.core import Experiment, ScriptRunConfig
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "job.py").write_text("import time\nfor i in range(30):\n    print(i, flush=True)\n    time.sleep(0.5)\n")
+    run = Experiment(ws, "survival").submit(ScriptRunConfig(source_directory=str(src), script="job.py",
+                                                            compute_target="docker1"))
+    deadline = time.time() + 120
+    while run.get_status() != "Running" and time.time() < deadline:
+        time.sleep(0.3)
+    assert run.get_status() == "Running"
+    old = run_rows.get(ws.db.conn, run.id)["supervisor_pid"]
+    os.kill(old, signal.SIGKILL)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            os.kill(old, 0)
+            time.sleep(0.1)
+        except ProcessLookupError:
+            break
+    other = Workspace(ws.path)
+    assert run.id in other.recover()
+    assert run_rows.get(ws.db.conn, run.id)["supervisor_pid"] not in (old, -1)
+    assert Webservice(other, "ep1").run({"x": 1}) == {"ok": 1}
+    assert run.wait_for_completion(timeout=180, raise_on_error=False)["status"] == "Completed"
+    assert _exists(docker_api, endpoint._row()["container_id"])
