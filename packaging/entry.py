@@ -4,6 +4,7 @@ One executable serves every role, chosen by its arguments and the name it was st
 
 * ``--supervisor WORKSPACE RUN_ID [--reattach]``: a run's supervisor (the engine starts the
   bundle itself for these: ``supervisor_argv()`` when ``sys.frozen``);
+* ``--sweep-driver WORKSPACE RUN_ID [--resume]``: a sweep's detached driver (``driver_argv()``);
 * started as ``mltrain`` (the symlink next to it on Linux and macOS, ``mltrain.exe`` on
   Windows) or with ``--cli`` first: the command line, ``mltrain ...``;
 * ``--version``: version, commit and build date;
@@ -97,6 +98,11 @@ def main(argv: list[str] | None = None, argv0: str | None = None) -> int:
         _drop_bundle_qt_paths()
         from mltrain_desktop.engine.supervisor import main as supervisor_main
         return int(supervisor_main(args[1:]) or 0)
+
+    if args[:1] == ["--sweep-driver"]:
+        _drop_bundle_qt_paths()
+        from mltrain_desktop.train.hyperdrive.driver import main as driver_main
+        return int(driver_main(args[1:]) or 0)
 
     if name in CLI_NAMES or args[:1] == ["--cli"]:
         if args[:1] == ["--cli"]:

@@ -474,8 +474,10 @@ def main(argv=None):
 def _register_subgroups():
     from .compat_exec import exec_script
     from .endpoints import endpoint
+    from .sweeps import sweep
     cli.add_command(endpoint)
     cli.add_command(exec_script)
+    cli.add_command(sweep)
 
 
 _register_subgroups()

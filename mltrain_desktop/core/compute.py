@@ -158,7 +158,9 @@ class ComputeTarget:
                                     ComputeTargetProvisioningConfiguration(self.kind, **config))
 
     def delete(self) -> None:
-        busy = run_rows.unfinished_on(self.workspace.db.conn, self.name)
+        conn = self.workspace.db.conn
+        # a sweep on this target holds it between two children too
+        busy = run_rows.unfinished_on(conn, self.name) + run_rows.unfinished_on(conn, "hyperdrive:" + self.name)
         if busy:
             raise ComputeTargetException(f"compute target {self.name!r} has {busy} unfinished run(s); "
                                          "cancel them first")

@@ -50,7 +50,11 @@ class Run(_job_run.Run):
         name = run_rows.experiment_of(workspace.db.conn, run_id)
         if name is None:
             raise RunError(f"no run with id {run_id!r} in this workspace; `mltrain run list` shows the runs")
-        return Run(Experiment(workspace, name), run_id)
+        from ..store import sweeps
+        if sweeps.is_sweep(workspace.db.conn, run_id):
+            from ..train.hyperdrive.run import HyperDriveRun
+            return HyperDriveRun(Experiment(workspace, name, _create=False), run_id)
+        return Run(Experiment(workspace, name, _create=False), run_id)
 
     @staticmethod
     def list(workspace, experiment: str | None = None, status: str | None = None,
@@ -142,10 +146,32 @@ class Run(_job_run.Run):
         }
         if row["error"]:
             details["error"] = {"message": row["error"]}
+        if row.get("parent_id"):
+            details["parentRunId"] = row["parent_id"]
+            hp = details["tags"].get("hyperparameters")
+            details["hyperparameters"] = json.loads(hp) if isinstance(hp, str) else None
+            if "hyperdrive.early_termination" in details["tags"]:
+                details["earlyTermination"] = details["tags"]["hyperdrive.early_termination"]
         return details
 
     def get_tags(self) -> dict:
         return json.loads(self._require_row()["tags"] or "{}")
+
+    # -- sweeps ---------------------------------------------------------------------------
+    @property
+    def parent_id(self) -> str | None:
+        """The sweep (HyperDriveRun) this run is a child of, or None."""
+        return self._require_row().get("parent_id")
+
+    @property
+    def hyperparameters(self) -> dict | None:
+        """A sweep child's hyperparameters ({'--batch-size': 64, ...}); None for other runs."""
+        text = self.get_tags().get("hyperparameters")
+        return json.loads(text) if isinstance(text, str) else None
+
+    def get_parent(self):
+        """The HyperDriveRun this run is a child of, or None."""
+        return None if self.parent_id is None else Run.get(self.workspace, self.parent_id)
 
     # -- metrics --------------------------------------------------------------------------
     def get_metrics(self, name: str | None = None, rank: int | None = 0) -> dict:
@@ -335,8 +361,10 @@ class _StoredSpec:
         return out
 
 
-def submit_run(experiment, config, tags: dict | None = None) -> Run:
-    """Validates ``config``, snapshots the source, records the run and starts its supervisor."""
+def submit_run(experiment, config, tags: dict | None = None, parent_id: str | None = None) -> Run:
+    """Validates ``config``, snapshots the source, records the run and starts its supervisor.
+
+    ``parent_id``: the sweep this run is a child of (recorded with the run, in one transaction)."""
     from .compute import ComputeTarget
     from .compute_target import ComputeTargetException
     from .dataset import Dataset
@@ -371,8 +399,13 @@ def submit_run(experiment, config, tags: dict | None = None) -> Run:
     except OSError as exc:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise UserErrorException(f"could not snapshot {spec['source_directory']} into the run folder: {exc}") from exc
-    run_rows.insert(ws.db.conn, run_id, experiment.id, target.name, spec, tags or {},
-                    f"source snapshot of {spec['source_directory']}", inputs)
+    from ..store import sweeps
+    from ..store.transaction import write_transaction
+    with write_transaction(ws.db.conn):
+        run_rows.insert(ws.db.conn, run_id, experiment.id, target.name, spec, tags or {},
+                        f"source snapshot of {spec['source_directory']}", inputs)
+        if parent_id is not None:
+            sweeps.set_parent(ws.db.conn, run_id, parent_id)
     pid, created = supervisor.spawn(ws.path, run_id)
     run_rows.record_first_supervisor(ws.db.conn, run_id, pid, created)
     return Run(experiment, run_id)

@@ -210,7 +210,8 @@ class Workspace:
         supervisors call it when they mean to.
         """
         from ..engine.recovery import recover_orphaned_runs
-        return recover_orphaned_runs(self.path, self.db.conn)
+        from ..train.hyperdrive.recovery import recover_sweeps
+        return recover_sweeps(self) + recover_orphaned_runs(self.path, self.db.conn)
 
     # -- helpers ----------------------------------------------------------------------------
     @property
@@ -254,7 +255,7 @@ class Workspace:
     @property
     def experiments(self) -> dict:
         from .experiment import Experiment
-        return {n: Experiment(self, n) for n in experiments.names(self.db.conn)}
+        return {n: Experiment(self, n, _create=False) for n in experiments.names(self.db.conn)}
 
     @property
     def compute_targets(self) -> dict:

@@ -347,9 +347,6 @@ def _private_engine(tmp_path):
 
 
 # -- minor findings ---------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="B12: core/experiment.py accepts names of up to 255 characters, but "
-                   "a run's folder is '<name>_<time>_<8 hex>': names over 235 characters cannot submit a run "
-                   "('File name too long'), while the experiment row is already made")
 def test_an_accepted_experiment_name_can_submit_runs(ws, make_script):
     from mltrain_desktop.core import Experiment
     from mltrain_desktop.core.errors import UserErrorException

@@ -13,10 +13,13 @@ from .parameter_sampling import (BayesianParameterSampling, GridParameterSamplin
 from .policies import (BanditPolicy, Decision, EarlyTerminationPolicy, MedianStoppingPolicy, NoTerminationPolicy,
                        TruncationSelectionPolicy)
 
-_LAZY = ("SweepSampler", "SweepExhausted", "SeedReport", "TrialRecord")
+_LAZY = ("SweepSampler", "SweepExhausted", "SeedReport", "TrialRecord", "HyperDriveRun")
 
 
 def __getattr__(name: str):
+    if name == "HyperDriveRun":
+        from .run import HyperDriveRun
+        return HyperDriveRun
     if name in _LAZY:
         from . import sampling
         return getattr(sampling, name)
