@@ -119,6 +119,19 @@ class MainWindow(QMainWindow):
         self.ctx.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.bridge.busyChanged.connect(lambda n: self.busy.setVisible(n > 0))
 
+        self._connect_navigation()
+
+        self._make_menus()
+        self._set_workspace_ui(None)
+        s = settings()
+        geo = s.value("window/geometry")
+        if geo is not None:
+            self.restoreGeometry(geo)
+        else:
+            self.resize(1280, 820)
+
+    def _connect_navigation(self) -> None:
+        """Views ask for each other through the context's signals."""
         self.ctx.openRun.connect(self.show_run)
         self.ctx.openSweep.connect(self.show_sweep)
         self.ctx.openRuns.connect(self.show_runs)
@@ -131,16 +144,8 @@ class MainWindow(QMainWindow):
         self.ctx.submitRequested.connect(self.open_submit_dialog)
         self.ctx.sampleRequested.connect(self.train_sample)
 
-        self._make_menus()
-        self._set_workspace_ui(None)
-        s = settings()
-        geo = s.value("window/geometry")
-        if geo is not None:
-            self.restoreGeometry(geo)
-        else:
-            self.resize(1280, 820)
-
     # -- menus --------------------------------------------------------------------------
+
     def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None) -> QAction:
         a = QAction(icon(icon_name) if icon_name else QIcon(), text, self)
         if shortcut is not None:
