@@ -95,3 +95,39 @@ def test_opening_on_a_sweep_shows_it_once_the_workspace_is_open(qtbot, window, s
     view = window.views["sweep"]
     qtbot.waitUntil(lambda: window.stack.currentWidget() is view and view.detail is not None, timeout=15_000)
     assert view.run_id == sweep_ws["sweep"] and window.after_open is None
+
+
+def test_a_sweep_submitted_from_the_dialog_runs_and_opens(qtbot, window, tmp_path):  # noqa: F811
+    from mltrain_desktop.core import Workspace
+    path = tmp_path / "ws-dialog"
+    Workspace.create(path).close()
+    window.open_workspace(str(path))
+    qtbot.waitUntil(lambda: window.workspace_path == str(path), timeout=15_000)
+    dlg = window.open_submit_dialog()
+    qtbot.waitUntil(lambda: dlg.ready, timeout=10_000)
+    dlg.experiment.setCurrentText("dialog-sweep")
+    dlg.source_edit.setText(str(tiny_source(tmp_path)))
+    dlg._refresh_scripts()
+    dlg.script.setCurrentText("train.py")
+    dlg.add_argument("--steps", value="10")
+    dlg.sweep.setChecked(True)
+    dlg.sweep.add_parameter("--lr", "uniform", "0.05, 0.5")
+    dlg.sweep.metric_edit.setText("accuracy")
+    dlg.sweep.total.setValue(2)
+    # a tuned argument that is also fixed is named before anything is submitted
+    dlg.sweep.add_parameter("--steps", "choice", "5, 10")
+    qtbot.mouseClick(dlg.submit_button, Qt.MouseButton.LeftButton)
+    assert "also a fixed script argument" in dlg.error.text()
+    dlg.sweep.space.removeRow(1)
+    qtbot.mouseClick(dlg.submit_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.isVisible(), timeout=30_000)
+    sweep_id = dlg.run_id
+    assert "_HD_" in sweep_id
+    runs = window.show_view("runs")
+    qtbot.waitUntil(lambda: runs.model.row_of(sweep_id) >= 0, timeout=15_000)
+    runs.select_run(sweep_id)
+    runs.open_selected()
+    view = window.views["sweep"]
+    qtbot.waitUntil(lambda: view.detail is not None and view.detail["sweep"]["status"] == "Completed",
+                    timeout=120_000)
+    assert len(view.panels.model.records) == 2 and view.best_run_id()

@@ -171,6 +171,25 @@ def test_self_test_without_tensorflow_says_how_to_make_an_interpreter(bundle, tm
     assert "no TensorFlow" in proc.stdout and "pip install tensorflow-cpu==2.21.0" in proc.stdout
 
 
+def test_a_sweep_runs_from_the_bundle(bundle, tmp_path):
+    """The bundle carries Optuna and starts its own sweep driver (``--sweep-driver``)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "train.py").write_text("import sys\nfrom mltrain_desktop.run import Run\nrun = Run.get_context()\n"
+                                  "lr = float(sys.argv[sys.argv.index('--lr') + 1])\n"
+                                  "for i in range(3):\n    run.log('acc', 1 - abs(lr - 0.3) - 0.01 * i)\n")
+    ws = tmp_path / "ws"
+    run_bundle(bundle["cli"], "workspace", "create", ws)
+    proc = run_bundle(bundle["cli"], "--workspace", ws, "--json", "sweep", "submit", "-e", "bundle-sweep",
+                      "-s", src, "-c", "train.py", "--param", "--lr=uniform(0.1, 0.5)", "--metric", "acc",
+                      "--max-total-runs", 2, "--max-concurrent-runs", 2, "--seed", 1, "--wait", timeout=300)
+    result = json.loads(proc.stdout)
+    assert result["status"] == "Completed" and result["best_child_run_id"], proc.stdout
+    children = json.loads(run_bundle(bundle["cli"], "--workspace", ws, "--json", "sweep", "children",
+                                     result["run_id"]).stdout)
+    assert len(children) == 2 and all(c["status"] == "Completed" for c in children), children
+
+
 # -- a workspace from a newer version ----------------------------------------------------------
 def _newer_workspace(path: Path) -> str:
     from mltrain_desktop.core import Workspace
