@@ -137,8 +137,10 @@ make_cluster_files() {  # new keys and configs for cluster $1 with $2 nodes
 
 ours() {  # ours ID: true when the container or network ID carries this cluster's labels
   local labels
-  labels="$(docker inspect -f '{{index .Config.Labels "mltrain.slurm.cluster"}}' "$1" 2>/dev/null \
-    || docker network inspect -f '{{index .Labels "mltrain.slurm.cluster"}}' "$1" 2>/dev/null || true)"
+  # (asked separately: a failed `docker inspect` of a network still prints an empty line)
+  labels="$(docker container inspect -f '{{index .Config.Labels "mltrain.slurm.cluster"}}' "$1" 2>/dev/null)" \
+    || labels="$(docker network inspect -f '{{index .Labels "mltrain.slurm.cluster"}}' "$1" 2>/dev/null)" \
+    || labels=""
   [ -n "$labels" ] && [ "$labels" = "$(state_get CLUSTER_ID)" ]
 }
 
@@ -220,13 +222,28 @@ stop_cluster() {
   say "stopped cluster: removed $removed container(s) and network ${net:-none}"
 }
 
-check_names_free() {
+check_names_free() {  # a stopped container of an earlier cluster whose state.env was lost is removed
   local n="$1" k name
   for name in "$CTLD" $(for k in $(seq "$n"); do echo "$NODE_PREFIX$k"; done); do
+    if [ "$(docker inspect -f '{{index .Config.Labels "mltrain.role"}} {{.State.Running}}' "$name" 2>/dev/null)" \
+         = "slurm-cluster false" ]; then
+      say "removing $name: a stopped host of an earlier cluster whose state was lost"
+      docker rm "$name" >/dev/null
+    fi
     if docker inspect "$name" >/dev/null 2>&1; then
       die "a container named $name exists and $STATE does not record it; it was not started by this script (or its state was lost): remove it with 'docker rm -f $name' and start again"
     fi
   done
+}
+
+prune_lost_networks() {  # networks of earlier clusters (our label) unused for an hour: their state was lost
+  local net info created
+  for net in $(docker network ls -q --filter "label=$ROLE_LABEL"); do
+    info="$(docker network inspect -f '{{len .Containers}} {{.Created.Unix}}' "$net" 2>/dev/null)" || continue
+    created="${info#* }"
+    [ "${info%% *}" = 0 ] && [ $(( $(date +%s) - created )) -gt 3600 ] && docker network rm "$net" >/dev/null 2>&1
+  done
+  return 0
 }
 
 start_cluster() {
@@ -242,6 +259,7 @@ start_cluster() {
   docker info >/dev/null 2>&1 || die "no Docker engine answers; start one first (scripts/ensure_dockerd.sh)"
   command -v ssh-keygen >/dev/null || die "ssh-keygen is missing: apt-get install openssh-client"
   check_names_free "$n"
+  prune_lost_networks
   build_image
   id="$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   net="mltrain-slurm-$id"

@@ -18,7 +18,7 @@ from ..adapters.process import is_same_process_alive, tree
 from .backends.mpi import kill_job_processes, stop_processes
 from ..domain.run_state import RunStatus
 
-REATTACH_KINDS = {"docker"}
+REATTACH_KINDS = {"docker", "slurm"}  # their job outlives a supervisor: a new one reattaches
 _GRACE_SECONDS = 10.0
 CLAIM_SECONDS = 30.0  # a client that claimed a run has this long to record the supervisor it starts
 

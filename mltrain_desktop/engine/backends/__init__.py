@@ -1,4 +1,5 @@
-"""Backends run a prepared job somewhere: local processes, Docker containers, MPI, parameter-server clusters.
+"""Backends run a prepared job somewhere: local processes, Docker containers, MPI, parameter-server clusters,
+Slurm batch jobs.
 
 ``backend_for`` picks one from the compute target's kind and the run's distribution; each
 backend module is imported only when a run needs it.
@@ -18,6 +19,9 @@ _BACKENDS = {
     ("docker", None): "mltrain_desktop.engine.backends.docker:DockerBackend",
     ("docker", MPI): "mltrain_desktop.engine.backends.docker_cluster:DockerMpiBackend",
     ("docker", PARAMETER_SERVER): "mltrain_desktop.engine.backends.docker_cluster:DockerParameterServerBackend",
+    ("slurm", None): "mltrain_desktop.engine.backends.slurm:SlurmBackend",
+    ("slurm", MPI): "mltrain_desktop.engine.backends.slurm:SlurmBackend",
+    ("slurm", PARAMETER_SERVER): "mltrain_desktop.engine.backends.slurm:SlurmBackend",
 }
 
 
