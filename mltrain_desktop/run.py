@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+import shutil
 import sys
 import threading
 import time
@@ -21,6 +23,7 @@ ENV_METRICS_FILE = "MLTRAIN_METRICS_FILE"
 ENV_RANK = "MLTRAIN_RANK"
 ENV_EXPERIMENT = "MLTRAIN_EXPERIMENT"
 ENV_OUTPUTS = "MLTRAIN_OUTPUTS_DIR"
+IMAGES_DIR = "images"  # under the run's outputs: what run.log_image() stores, shown in the window
 
 # Built once: json.dumps with options builds a new encoder on every call (~1 us of each log).
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
@@ -52,6 +55,35 @@ def _clean_value(value):
         f"metric value {value!r} of type {type(value).__name__} is not a number or a string; "
         "log a float, an int or a str"
     )
+
+
+def image_file_name(name: str, index: int, suffix: str = ".png") -> str:
+    """``loss curve`` -> ``loss_curve-000.png``: a file name that stays inside the images folder."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError("log_image needs a name, e.g. run.log_image('loss curve', plot=plt)")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()).strip("._")[:100] or "image"
+    suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix or "") else ".png"
+    return f"{safe}-{index:03d}{suffix}"
+
+
+def save_image(images_dir: str, name: str, index: int, path=None, plot=None) -> str:
+    """Stores one image of ``run.log_image`` in ``images_dir``: a copy of the file at ``path``, or
+    ``plot.savefig(...)`` (a matplotlib ``pyplot`` module or Figure). Returns the file written."""
+    if (path is None) == (plot is None):
+        raise ValueError("log_image takes exactly one of path= (an image file) or plot= (matplotlib's pyplot "
+                         "or a Figure)")
+    os.makedirs(images_dir, exist_ok=True)
+    if path is not None:
+        if not os.path.isfile(path):
+            raise ValueError(f"log_image: {path!r} is not a file")
+        dest = os.path.join(images_dir, image_file_name(name, index, os.path.splitext(str(path))[1]))
+        shutil.copyfile(path, dest)
+        return dest
+    if not callable(getattr(plot, "savefig", None)):
+        raise ValueError(f"log_image: plot= must have savefig() (matplotlib.pyplot or a Figure); got {plot!r}")
+    dest = os.path.join(images_dir, image_file_name(name, index))
+    plot.savefig(dest, format="png")
+    return dest
 
 
 class _MetricsWriter:
@@ -148,6 +180,16 @@ class Run:
             raise ValueError("log_row needs at least one column, e.g. log_row('acc', epoch=1, value=0.9)")
         row = {k: _clean_value(v) for k, v in kwargs.items()}
         self._emit({"k": "r", "n": name, "s": self._next_step(name, None), "v": row})
+
+    def log_image(self, name: str, path=None, plot=None, description: str = "") -> str | None:
+        """Stores an image with the run (``outputs/images/``, shown in the window's Images tab):
+        the file at ``path``, or a matplotlib plot (``plot=plt``). Offline, it is only announced."""
+        index = self._next_step(f"image:{name}", None)
+        if self._writer is None:
+            print(f"[offline run] image: {name}", file=sys.stdout, flush=True)
+            return None
+        outputs = os.environ.get(ENV_OUTPUTS) or os.path.join(os.getcwd(), "outputs")
+        return save_image(os.path.join(outputs, IMAGES_DIR), name, index, path, plot)
 
     def tag(self, key: str, value: str | None = None) -> None:
         """Sets a tag on the run (shown with its details)."""

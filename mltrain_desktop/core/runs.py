@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .. import run as _job_run
 from ..domain.run_state import RunStatus
+from .run_logging import DriverLogging
 
 # The store's modules are imported inside the methods: a training job imports this module and
 # must not pay for sqlite3 and the store.
@@ -24,7 +25,7 @@ SNAPSHOT_IGNORE = shutil.ignore_patterns("outputs", "logs", ".git", "__pycache__
                                          ".ipynb_checkpoints")
 
 
-class Run(_job_run.Run):
+class Run(DriverLogging, _job_run.Run):
     """Returned by ``Experiment.submit``; also ``Run.get_context()`` inside a job."""
 
     def __init__(self, experiment, run_id: str, _row=None):
@@ -358,6 +359,10 @@ class _StoredSpec:
                          python=env.get("python"), docker=env.get("docker"),
                          max_run_duration_seconds=s.get("max_run_duration_seconds"))
         out["framework"] = s.get("framework")
+        if env.get("notes"):
+            out["environment"]["notes"] = list(env["notes"])
+        if s.get("compat"):
+            out["compat"] = True
         return out
 
 

@@ -288,6 +288,13 @@ def series(conn: sqlite3.Connection, run_id: str, name: str, rank: int = 0,
         [run_id, name, rank, after_step]).fetchall()
 
 
+def last_step(conn: sqlite3.Connection, run_id: str, name: str, rank: int = 0) -> int:
+    """The highest step stored for one metric (or table) of the run; -1 when it has none."""
+    row = conn.execute("SELECT MAX(m.step) FROM metrics m JOIN metric_series s ON s.id = m.series_id "
+                       "WHERE s.run_id=? AND s.name=? AND s.rank=?", [run_id, name, rank]).fetchone()
+    return -1 if row is None or row[0] is None else int(row[0])
+
+
 def series_names(conn: sqlite3.Connection, run_id: str) -> list[tuple[str, int]]:
     return [tuple(r) for r in conn.execute(
         "SELECT name, rank FROM metric_series WHERE run_id=? ORDER BY rank, name", [run_id])]

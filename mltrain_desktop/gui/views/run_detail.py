@@ -34,6 +34,7 @@ from ..resources import icon, state_icon
 from ..widgets.live_plot import LivePlotPanel
 from ..widgets.log_view import LogView
 from .base import BaseView, fmt_bytes, fmt_duration, fmt_time, fmt_value
+from .run_images import ImagesPanel
 from .timeline import TimelineWidget
 
 ALL_RANKS = -1
@@ -98,6 +99,8 @@ class RunDetailView(BaseView):
         self.tabs.addTab(self._metrics_tab(), icon("runs"), "Metrics")
         self.tabs.addTab(self._logs_tab(), icon("log"), "Logs")
         self.tabs.addTab(self._outputs_tab(), icon("folder"), "Outputs")
+        self.images = ImagesPanel()
+        self.tabs.addTab(self.images, icon("file"), "Images")
 
         lay = QVBoxLayout(self)
         lay.addLayout(head)
@@ -244,6 +247,7 @@ class RunDetailView(BaseView):
         self._charted = set()
         self.ranks = {0}
         self.files = []
+        self.images.set_files(None, [])
         self.gone_message = ""
         self._log_chosen = False
         self.plots.clear()
@@ -507,6 +511,7 @@ class RunDetailView(BaseView):
     # -- files --------------------------------------------------------------------------
     def _on_files(self, files: list) -> None:
         self.files = files
+        self.images.set_files(self.state["run_dir"] if self.state else None, files)
         self.files_tree.clear()
         nodes: dict[str, QTreeWidgetItem] = {}
         for path, size in files:
