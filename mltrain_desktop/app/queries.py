@@ -12,6 +12,7 @@ import json
 import numpy as np
 
 from ..store import catalog, endpoints, experiments, info, metrics, runs as run_rows
+from .slurm_view import job_states
 from .sweeps import sweep_summary
 
 PRIMARY_METRICS = ("final_test_accuracy", "val_accuracy", "accuracy", "val_loss", "loss")
@@ -197,6 +198,8 @@ def list_compute(ws, state=None) -> list[dict]:
         d["gpus"] = t.gpus
         d["max_concurrent_runs"] = t.max_concurrent_runs
         d["active_runs"] = busy.get(t.name, 0)
+        if t.kind == "slurm":
+            d["slurm_jobs"] = job_states(ws, t.name)
         out.append(d)
     return out
 

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...app import queries
+from ...app.slurm_view import cluster_text, jobs_text
 from ..resources import icon, state_icon
 from .base import BaseView, confirm_box
 from .table_model import Column, RecordTableModel, fit_columns, make_table, select_key, selected_records
@@ -102,6 +103,12 @@ class ComputeView(BaseView):
             self.details.setPlainText("")
             return
         r = recs[0]
+        if r["kind"] == "slurm":
+            cluster = cluster_text(r["probe"])
+            self.details.setPlainText(
+                f"{r['name']} (slurm): {r['state']}\n{r['detail']}\n\n{jobs_text(r.get('slurm_jobs') or [])}\n\n"
+                + (cluster + "\n\n" if cluster else "") + f"Configuration:\n{json.dumps(r['config'], indent=2)}")
+            return
         self.details.setPlainText(
             f"{r['name']} ({r['kind']}): {r['state']}\n{r['detail']}\n\nConfiguration:\n"
             f"{json.dumps(r['config'], indent=2)}\n\nProbe:\n{json.dumps(r['probe'], indent=2)}")
