@@ -10,16 +10,22 @@ import os
 import signal
 import subprocess
 
+import psutil
+
 from . import observe
 
 _RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MLTRAIN_RANK")
 
 
 def _kill(pid: int) -> bool:
+    """SIGKILL ``pid`` if it is still running: a process that already exited and waits to be
+    reaped (a zombie) is not hit, so the run keeps its no-fault expectation."""
     try:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return False
         os.kill(pid, signal.SIGKILL)
         return True
-    except OSError:
+    except (OSError, psutil.Error):
         return False
 
 

@@ -124,7 +124,7 @@ def deploy_endpoints(ws, root: Path, docker: bool) -> list[str]:
     model = Model.register(ws, str(model_dir), "chaos-model", model_framework="Custom")
     inference = InferenceConfig(entry_script="score.py", source_directory=str(score_dir))
     names = []
-    configs = [(LOCAL_ENDPOINT, LocalWebservice.deploy_configuration())]
+    configs = [(LOCAL_ENDPOINT, LocalWebservice.deploy_configuration(auth_enabled=True))]  # keys exercised too
     if docker:
         configs.append((DOCKER_ENDPOINT, DockerWebservice.deploy_configuration(compute_target=DOCKER_TARGET)))
     for name, config in configs:

@@ -10,7 +10,9 @@ comma- or newline-separated string, as in an Open MPI hostfile). A job asks for 
 nodes with ``process_count_per_node`` ranks each; ``plan_nodes`` takes the first ``node_count``
 hosts and refuses to put more ranks on a host than it has slots unless the target says
 ``oversubscribe``. With no hosts listed, the target is this machine alone, with as many slots
-as CPUs this process may use (or ``slots`` from the target's config).
+as CPUs this process may use (or ``slots`` from the target's config). A target made with
+``AmlCompute.provisioning_configuration(max_nodes=N)`` and no hosts takes up to N "nodes" on this
+machine instead (``machine_nodes``): each a group of ranks with its own node name.
 
 ``build_mpirun_command`` then gives the argument list for Open MPI 4's mpirun.
 """
@@ -144,6 +146,34 @@ def plan_nodes(hosts: list[HostSlots], node_count: int, process_count_per_node: 
                 "more ranks than slots (slower: ranks share CPUs)"
             )
     return [HostSlots(h.host, process_count_per_node) for h in chosen]
+
+
+def machine_nodes(node_count: int, process_count_per_node: int, max_nodes: int, slots: int,
+                  oversubscribe: bool = False) -> tuple[list[HostSlots], list[str]]:
+    """An AmlCompute-made target without hosts: ``node_count`` (at most ``max_nodes``) "nodes" on this
+    machine, ``node-0``, ``node-1``, ..., each a group of ``process_count_per_node`` ranks.
+
+    Returns mpirun's nodes (this machine with a slot per rank) and the node name of each rank.
+    Raises HostsError when node_count exceeds max_nodes, or the ranks exceed this machine's slots
+    (unless ``oversubscribe``).
+    """
+    for name, v in (("node_count", node_count), ("process_count_per_node", process_count_per_node)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise HostsError(f"{name} must be a whole number of at least 1, got {v!r}")
+    if node_count > max_nodes:
+        raise HostsError(
+            f"node_count={node_count} but the compute target has max_nodes={max_nodes}; lower node_count to "
+            f"{max_nodes} or less, or create the target with AmlCompute.provisioning_configuration("
+            f"max_nodes={node_count})")
+    total = node_count * process_count_per_node
+    if total > slots and not oversubscribe:
+        raise HostsError(
+            f"{node_count} node(s) x {process_count_per_node} rank(s) = {total} ranks on this machine, which "
+            f"has {slots} slot(s) (the nodes of an AmlCompute target without hosts share this machine); "
+            "lower node_count or process_count_per_node, raise 'slots', or set oversubscribe: true in the "
+            "compute target's config (slower: ranks share CPUs)")
+    names = [f"node-{i}" for i in range(node_count) for _ in range(process_count_per_node)]
+    return [HostSlots("localhost", total)], names
 
 
 def rank_hosts(nodes: list[HostSlots]) -> list[str]:

@@ -142,7 +142,7 @@ def compute_create(ctx, name, kind, max_concurrent_runs, python, image, base_url
         if base_url:
             kw["base_url"] = base_url
         cfg = DockerCompute.provisioning_configuration(**kw)
-    t = ComputeTarget.create(_ws(ctx), name, cfg)
+    t = ComputeTarget.create(_ws(ctx), name, cfg, overwrite=True)  # create or update, as the help says
     _out(ctx, t.as_dict(), f"{t.name} ({t.kind}): {t.provisioning_state}. {t.state_detail}")
     if t.provisioning_state == "Failed":
         sys.exit(1)

@@ -9,6 +9,9 @@ import click
 
 from .common import _out, _ws
 
+NO_KEY_TEXT = ("no key (auth disabled): it was deployed without auth, so requests need no Authorization header; "
+               "deploy again without --no-auth (auth_enabled=True) and with --overwrite to require a key")
+
 
 @click.group()
 def endpoint():
@@ -22,8 +25,9 @@ def endpoint():
 @click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (0: a free one).")
 @click.option("--compute", help="Run it in a container on this Docker compute target.")
 @click.option("--overwrite", is_flag=True, help="Replace an endpoint of the same name.")
+@click.option("--no-auth", is_flag=True, help="No key: requests need no Authorization header (ACI's default).")
 @click.pass_context
-def deploy_cmd(ctx, name, model, entry_script, port, compute, overwrite):
+def deploy_cmd(ctx, name, model, entry_script, port, compute, overwrite, no_auth):
     """Deploy MODEL (NAME or NAME:VERSION) as endpoint NAME."""
     from ..core.model import Model
     from ..core.webservice import InferenceConfig, LocalWebservice, deploy
@@ -33,14 +37,15 @@ def deploy_cmd(ctx, name, model, entry_script, port, compute, overwrite):
     ic = InferenceConfig(entry_script=entry_script) if entry_script else None
     if compute:
         from ..core.webservice import DockerWebservice
-        cfg = DockerWebservice.deploy_configuration(compute_target=compute, port=port)
+        cfg = DockerWebservice.deploy_configuration(compute_target=compute, port=port, auth_enabled=not no_auth)
     else:
-        cfg = LocalWebservice.deploy_configuration(port=port)
+        cfg = LocalWebservice.deploy_configuration(port=port, auth_enabled=not no_auth)
     svc = deploy(ws, name, [m], inference_config=ic, deployment_config=cfg, overwrite=overwrite)
-    key = svc.get_keys()[0]
+    key = svc.get_keys()[0] if svc.auth_enabled else None
+    how = (f"key: {key}\n(send it as 'Authorization: Bearer <key>')" if key else
+           f"key: {NO_KEY_TEXT}")
     _out(ctx, {**svc.as_dict(), "key": key},
-         f"{svc.name}: {svc.state} {svc.state_detail}\nscoring URI: {svc.scoring_uri}\n"
-         f"key: {key}\n(send it as 'Authorization: Bearer <key>')")
+         f"{svc.name}: {svc.state} {svc.state_detail}\nscoring URI: {svc.scoring_uri}\n{how}")
     if svc.state != "Healthy":
         click.echo(svc.get_logs(40), err=True)
         sys.exit(1)
@@ -93,6 +98,12 @@ def keys_cmd(ctx, name, rotate):
     """Show (or rotate) an endpoint's key."""
     from ..core.webservice import Webservice
     w = Webservice(_ws(ctx), name)
+    if not w.auth_enabled:
+        _out(ctx, {"name": name, "key": None, "auth_enabled": False}, f"{name}: {NO_KEY_TEXT}")
+        if rotate:
+            raise click.ClickException(f"{name} has no key to rotate: it was deployed without auth; deploy it "
+                                       "again without --no-auth (and with --overwrite) to give it one")
+        return
     key = w.regen_key() if rotate else w.get_keys()[0]
     _out(ctx, {"name": name, "key": key}, key)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ..core.errors import MLTrainError
+from ..domain.errors import MLTrainError  # not core.errors: a job imports only the standard library
 from . import CompatRefused, run_script
 
 

@@ -112,7 +112,9 @@ class ComputeTarget:
                 "state": self.provisioning_state, "detail": self.state_detail}
 
     @staticmethod
-    def create(workspace, name: str, provisioning_configuration) -> "ComputeTarget":
+    def create(workspace, name: str, provisioning_configuration, overwrite: bool = False) -> "ComputeTarget":
+        """Creates and probes a target. A target of that name with the same configuration is returned as it
+        is; with another configuration it is refused unless ``overwrite=True`` (or use ``ct.update(...)``)."""
         if not isinstance(name, str) or not name.strip() or len(name) > 64:
             raise ComputeTargetException("a compute target needs a name of 1 to 64 characters")
         cfg = provisioning_configuration
@@ -122,6 +124,17 @@ class ComputeTarget:
             config = module.validate(cfg.to_dict())
         except ValueError as exc:
             raise ComputeTargetException(f"compute target {name!r}: {exc}") from exc
+        existing = targets.get(workspace.db.conn, name)
+        if existing is not None and not overwrite:
+            if existing["kind"] == kind and existing["config"] == config:
+                same = ComputeTarget(workspace, name)
+                if same.provisioning_state == "Failed":  # probed again: the engine or interpreter may be back
+                    same.refresh_state()
+                return same
+            raise ComputeTargetException(
+                f"a compute target named {name!r} already exists with another configuration "
+                f"({existing['kind']} {existing['config']}, asked: {kind} {config}); change it with "
+                f"ComputeTarget(ws, {name!r}).update(...), pass overwrite=True to replace it, or choose another name")
         targets.put_creating(workspace.db.conn, name, kind, config)
         target = ComputeTarget(workspace, name)
         target.refresh_state()
@@ -155,7 +168,7 @@ class ComputeTarget:
     def update(self, **changes) -> "ComputeTarget":
         config = {**self.config, **changes}
         return ComputeTarget.create(self.workspace, self.name,
-                                    ComputeTargetProvisioningConfiguration(self.kind, **config))
+                                    ComputeTargetProvisioningConfiguration(self.kind, **config), overwrite=True)
 
     def delete(self) -> None:
         conn = self.workspace.db.conn

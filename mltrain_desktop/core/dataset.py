@@ -137,6 +137,37 @@ def dataset_name(name) -> str:
     return name.strip()
 
 
+def _store_sources(workspace, sources, progress: Progress | None, cancel) -> tuple[list[tuple[str, str, int]], str]:
+    """Puts the sources' files into the blob store: their sorted manifest (path, sha256, size) and its hash."""
+    entries = _expand_sources(sources)
+    store = BlobStore(workspace.blobs_dir)
+    manifest: list[tuple[str, str, int]] = []
+    total_known = sum(os.path.getsize(s) for _r, s in entries if not _is_url(s))
+    done_before = 0
+    for rel, src in entries:
+        if cancel and cancel():
+            raise DatasetError("registration canceled; nothing was registered")
+        if _is_url(src):
+            digest, size = _download(src, store, workspace.path / "tmp", progress)
+        else:
+            digest, size = store.put_file(Path(src))
+            done_before += size
+            if progress:
+                progress(done_before, total_known, f"stored {rel}")
+        manifest.append((rel, digest, size))
+    manifest.sort()
+    return manifest, hashlib.sha256(json.dumps(manifest).encode()).hexdigest()
+
+
+def register_inputs(workspace, arguments: list) -> None:
+    """Registers, in place, every input of a run spec's ``arguments`` made from an unregistered dataset
+    (see :meth:`DatasetConsumptionConfig.to_spec`); registered inputs are left as they are."""
+    for item in arguments:
+        if isinstance(item, dict) and item.get("version_id") is None and item.get("sources"):
+            ds = FileDataset(item.pop("sources"))._register_anonymous(workspace)
+            item.update(dataset=ds.name, version=ds.version, version_id=ds.version_id)
+
+
 class DatasetConsumptionConfig:
     """A dataset handed to a run under a name, mounted read-only or downloaded."""
 
@@ -153,9 +184,15 @@ class DatasetConsumptionConfig:
         return DatasetConsumptionConfig(self.name, self.dataset, "download", path_on_compute)
 
     def to_spec(self) -> dict:
+        """The run spec's input. An unregistered dataset's input names its sources (absolute) and no version
+        yet: :func:`register_inputs` registers it when the run is submitted, as Azure does."""
         ds = self.dataset
         if ds.version_id is None:
-            raise DatasetError(f"dataset input {self.name!r} is not registered; call .register(...) first")
+            if not ds._sources:
+                raise DatasetError(f"dataset input {self.name!r} has no files; make it with "
+                                   "Dataset.File.from_files(path=...)")
+            return {"input": self.name, "dataset": None, "version": None, "version_id": None, "mode": self.mode,
+                    "sources": [s if _is_url(str(s)) else os.path.abspath(os.fspath(s)) for s in ds._sources]}
         return {"input": self.name, "dataset": ds.name, "version": ds.version,
                 "version_id": ds.version_id, "mode": self.mode}
 
@@ -197,26 +234,23 @@ class FileDataset:
         sources = self._sources
         if not sources and self.is_registered:
             sources = [str(self.mount_path())]
-        entries = _expand_sources(sources)
-        store = BlobStore(workspace.blobs_dir)
-        manifest: list[tuple[str, str, int]] = []
-        total_known = sum(os.path.getsize(s) for _r, s in entries if not _is_url(s))
-        done_before = 0
-        for rel, src in entries:
-            if cancel and cancel():
-                raise DatasetError("registration canceled; nothing was registered")
-            if _is_url(src):
-                digest, size = _download(src, store, workspace.path / "tmp", progress)
-            else:
-                digest, size = store.put_file(Path(src))
-                done_before += size
-                if progress:
-                    progress(done_before, total_known, f"stored {rel}")
-            manifest.append((rel, digest, size))
-        manifest.sort()
-        mhash = hashlib.sha256(json.dumps(manifest).encode()).hexdigest()
+        manifest, mhash = _store_sources(workspace, sources, progress, cancel)
         version = catalog.add_version(workspace.db.conn, name, description, manifest, mhash,
                                       [str(s) for s in sources], create_new_version)
+        return Dataset.get_by_name(workspace, name, version)
+
+    def _register_anonymous(self, workspace) -> "FileDataset":
+        """An unregistered dataset used as a run's input: registered as ``anonymous-<hash of its sources>``,
+        a new version only when its files changed since the last time."""
+        sources = [str(s) for s in self._sources]
+        name = "anonymous-" + hashlib.sha256(json.dumps(sorted(sources)).encode()).hexdigest()[:12]
+        manifest, mhash = _store_sources(workspace, sources, None, None)
+        if catalog.dataset_id(workspace.db.conn, name) is not None:
+            latest = Dataset.get_by_name(workspace, name)
+            if sorted((f["path"], f["sha256"], f["size"]) for f in latest.files) == [tuple(m) for m in manifest]:
+                return latest
+        version = catalog.add_version(workspace.db.conn, name, "registered when a run used it as an input",
+                                      manifest, mhash, sources, create_new_version=True)
         return Dataset.get_by_name(workspace, name, version)
 
     # -- use -------------------------------------------------------------------------------

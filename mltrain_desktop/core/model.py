@@ -166,20 +166,26 @@ class Model:
 
     @staticmethod
     def get_model_path(model_name: str, version: int | None = None, _workspace=None) -> str:
+        """Inside a deployment (as on Azure): the registered model's files under ``AZUREML_MODEL_DIR``,
+        the folder holding them, i.e. the entry named ``model_name`` there, else its single entry."""
         if _workspace is None:
             env = os.environ.get("AZUREML_MODEL_DIR") or os.environ.get("MLTRAIN_MODEL_DIR")
             if env:
-                return env
+                return _model_in_dir(Path(env), model_name)
             raise ModelError("get_model_path needs _workspace outside a deployment")
         return str(Model(_workspace, model_name, version=version).local_path)
 
     @staticmethod
     def deploy(workspace, name: str, models: list, inference_config=None, deployment_config=None,
-               deployment_target=None, overwrite: bool = False):
-        """Deploys models as a local web service (TensorFlow Serving's REST API); see mltrain_desktop.serving."""
+               deployment_target=None, overwrite: bool = False, show_output: bool = False):
+        """Deploys models as a local web service (TensorFlow Serving's REST API); see mltrain_desktop.serving.
+        ``show_output=True`` waits for it and prints its state and log, as ``wait_for_deployment(True)``."""
         from .webservice import deploy
-        return deploy(workspace, name, models, inference_config=inference_config,
-                      deployment_config=deployment_config, deployment_target=deployment_target, overwrite=overwrite)
+        svc = deploy(workspace, name, models, inference_config=inference_config, deployment_config=deployment_config,
+                     deployment_target=deployment_target, overwrite=overwrite)
+        if show_output:
+            svc.wait_for_deployment(show_output=True)
+        return svc
 
     def as_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "version": self.version, "framework": self.model_framework,
@@ -191,3 +197,15 @@ class Model:
 
     def __repr__(self) -> str:
         return f"Model(name={self.name!r}, version={self.version}, framework={self.model_framework!r})"
+
+
+def _model_in_dir(folder: Path, model_name: str) -> str:
+    """``model_name``'s files in a deployment's model folder: the entry of that name, else the only entry."""
+    named = folder / model_name
+    if named.exists():
+        return str(named)
+    try:
+        entries = [e for e in folder.iterdir() if not e.name.startswith(".")]
+    except OSError:
+        return str(folder)
+    return str(entries[0]) if len(entries) == 1 else str(folder)

@@ -372,7 +372,7 @@ def submit_run(experiment, config, tags: dict | None = None, parent_id: str | No
     ``parent_id``: the sweep this run is a child of (recorded with the run, in one transaction)."""
     from .compute import ComputeTarget
     from .compute_target import ComputeTargetException
-    from .dataset import Dataset
+    from .dataset import Dataset, register_inputs
     from .errors import UserErrorException
     from ..engine import supervisor
     from ..store import runs as run_rows
@@ -386,9 +386,17 @@ def submit_run(experiment, config, tags: dict | None = None, parent_id: str | No
         if target.provisioning_state == "Failed":
             raise ComputeTargetException(f"compute target {target.name!r} is not reachable: {target.state_detail}. "
                                          "Fix it (Compute view or `mltrain compute show`) and submit again")
+    from ..domain.errors import PrepareError
+    from ..engine.backends.mpi import check_node_count
+    try:  # node_count above an AmlCompute-made target's max_nodes: refused before anything is stored
+        check_node_count(target.as_dict(), spec.get("distribution"))
+    except PrepareError as exc:
+        raise ComputeTargetException(str(exc)) from exc
     inputs = {}
     for a in spec["arguments"]:
         if isinstance(a, dict):
+            if a.get("version_id") is None:  # an unregistered dataset: registered as anonymous-<hash>
+                register_inputs(ws, [a])
             Dataset.get_by_id(ws, a["version_id"])  # still there?
             inputs[a["input"]] = a
     spec["experiment"] = experiment.name

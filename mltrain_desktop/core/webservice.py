@@ -35,11 +35,18 @@ class DockerWebservice:
     @staticmethod
     @strict_kwargs()
     def deploy_configuration(compute_target: str, port: int | None = None, image: str | None = None,
-                             max_body_bytes: int = 10 << 20, **_none) -> dict:
+                             max_body_bytes: int = 10 << 20, auth_enabled: bool = True, **_none) -> dict:
         if not compute_target:
             raise UserErrorException("a Docker deployment needs compute_target, the name of a docker target")
         return {"kind": "docker", "compute_target": compute_target, "port": port or 0, "image": image,
-                "max_body_bytes": int(max_body_bytes)}
+                "max_body_bytes": int(max_body_bytes), "auth_enabled": _auth_flag(auth_enabled)}
+
+
+def _auth_flag(auth_enabled) -> bool:
+    if not isinstance(auth_enabled, bool):
+        raise UserErrorException(f"auth_enabled must be True (a key is needed) or False (no key), "
+                                 f"not {auth_enabled!r}")
+    return auth_enabled
 
 
 def _target_config(workspace, name: str) -> dict:
@@ -110,10 +117,12 @@ class LocalWebservice:
     @staticmethod
     @strict_kwargs()
     def deploy_configuration(port: int | None = None, python: str | None = None,
-                             max_body_bytes: int = 10 << 20, **_none) -> dict:
+                             max_body_bytes: int = 10 << 20, auth_enabled: bool = False, **_none) -> dict:
+        """As on Azure, a local web service needs no key; ``auth_enabled=True`` gives it one."""
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536):
             raise UserErrorException(f"port {port!r} is not a TCP port number (0 to 65535; 0 picks a free one)")
-        return {"kind": "local", "port": port or 0, "python": python, "max_body_bytes": int(max_body_bytes)}
+        return {"kind": "local", "port": port or 0, "python": python, "max_body_bytes": int(max_body_bytes),
+                "auth_enabled": _auth_flag(auth_enabled)}
 
 
 # AciWebservice.deploy_configuration arguments that mean nothing on this machine (one warning each).
@@ -139,11 +148,8 @@ class AciWebservice:
                                      .replace("ResourceConfiguration.memory_in_gb", "memory_gb")) from None
         if tags is not None and not (isinstance(tags, dict) and all(isinstance(k, str) for k in tags)):
             raise UserErrorException("tags must be a dict of str keys, e.g. {'data': 'mnist'}")
-        if not isinstance(auth_enabled, bool):
-            raise UserErrorException("auth_enabled must be True or False")
-        config = LocalWebservice.deploy_configuration(port=port)
-        config.update(aci=True, tags={k: str(v) for k, v in (tags or {}).items()},
-                      description=description or "", auth_enabled=auth_enabled)
+        config = LocalWebservice.deploy_configuration(port=port, auth_enabled=auth_enabled)
+        config.update(aci=True, tags={k: str(v) for k, v in (tags or {}).items()}, description=description or "")
         if resources:
             config["resources"] = resources
         return config
@@ -249,12 +255,28 @@ class Webservice:
     def scoring_uri(self) -> str:
         return f"{self.base_uri}/v1/models/{self.model_name}:predict"
 
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether requests need the key; an endpoint deployed with ``auth_enabled=False`` has none."""
+        return bool(self._row()["key"])
+
+    def _keyless_error(self) -> WebserviceException:
+        return WebserviceException(
+            f"endpoint {self.name} was deployed without auth (auth_enabled=False), so it has no key: send "
+            "requests without an Authorization header. To require a key, deploy it again with "
+            "AciWebservice.deploy_configuration(auth_enabled=True) (or LocalWebservice.deploy_configuration("
+            "auth_enabled=True)) and overwrite=True")
+
     def get_keys(self) -> tuple[str, str]:
         k = self._row()["key"]
+        if not k:
+            raise self._keyless_error()
         return k, k
 
     def regen_key(self, key: str = "Primary") -> str:
         """Rotates the key; the running service picks it up without a restart."""
+        if not self.auth_enabled:
+            raise self._keyless_error()
         new = secrets.token_urlsafe(32)
         _write_key(self.folder / "key", new)
         endpoint_rows.update(self._conn, self.name, key=new)
@@ -262,9 +284,11 @@ class Webservice:
 
     # -- talking to it -------------------------------------------------------------------------
     def _request(self, path: str, body: bytes | None = None, timeout: float = 60.0):
+        headers = {"Content-Type": "application/json"}
+        if self.auth_enabled:
+            headers["Authorization"] = f"Bearer {self.get_keys()[0]}"
         req = urllib.request.Request(self.base_uri + path, data=body, method="POST" if body is not None else "GET",
-                                     headers={"Authorization": f"Bearer {self.get_keys()[0]}",
-                                              "Content-Type": "application/json"})
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
@@ -400,7 +424,7 @@ class Webservice:
         return {"name": self.name, "state": EndpointState(row["state"]), "detail": row["state_detail"],
                 "kind": row["kind"], "models": json.loads(row["model_ids"]),
                 "scoring_uri": self.scoring_uri if row["port"] else None,
-                "port": row["port"], "created": row["created"], "updated": row["updated"], "pid": row["pid"],
+                "port": row["port"], "auth_enabled": bool(row["key"]), "created": row["created"], "updated": row["updated"], "pid": row["pid"],
                 "compute_target": config.get("compute_target") or "", "entry_script": config.get("entry_script") or ""}
 
     @staticmethod
@@ -426,8 +450,8 @@ def _server_args(row: dict, model_path: str, folder_in: str, entry_script: str |
     if entry_script:  # as on Azure, AZUREML_MODEL_DIR is the folder holding the registered model's files
         model_path = (posixpath if model_path.startswith("/mltrain/") else os.path).dirname(model_path)
     args = ["-m", "mltrain_desktop.serving.server", "--model-name", name, "--model-version", version,
-            "--model-path", model_path, "--key-file", f"{folder_in}/key", "--ready-file", f"{folder_in}/ready.json",
-            "--max-body-bytes", str(config.get("max_body_bytes", 10 << 20))]
+            "--model-path", model_path, *(["--key-file", f"{folder_in}/key"] if row["key"] else ["--no-auth"]),
+            "--ready-file", f"{folder_in}/ready.json", "--max-body-bytes", str(config.get("max_body_bytes", 10 << 20))]
     if entry_script:
         args += ["--entry-script", entry_script]
     return args
@@ -442,11 +466,13 @@ def _launch(workspace, name: str) -> None:
     model = Model(workspace, id=json.loads(row["model_ids"])[0])
     folder = ws.folder
     folder.mkdir(parents=True, exist_ok=True)
-    _write_key(folder / "key", row["key"])
-    try:
-        (folder / "ready.json").unlink()
-    except FileNotFoundError:
-        pass
+    if row["key"]:
+        _write_key(folder / "key", row["key"])
+    for stale in ([] if row["key"] else ["key"]) + ["ready.json"]:
+        try:
+            (folder / stale).unlink()
+        except FileNotFoundError:
+            pass
     if config.get("kind") == "docker":
         from ..serving.container import start_container
         target = _target_config(workspace, config["compute_target"])
@@ -494,10 +520,12 @@ def deploy(workspace, name: str, models: list, inference_config: InferenceConfig
     model = models[0]
     if not model.local_path.exists():
         raise UserErrorException(f"the files of model {model.id} are missing from the registry ({model.local_path})")
-    config = _aci_target(workspace, dict(deployment_config or LocalWebservice.deploy_configuration()))
+    # no deployment_config: a keyed local process, as before; an explicit configuration says its auth_enabled
+    config = _aci_target(workspace, dict(deployment_config or LocalWebservice.deploy_configuration(auth_enabled=True)))
     if deployment_target is not None and config.get("kind") != "docker":
         config = DockerWebservice.deploy_configuration(compute_target=getattr(deployment_target, "name",
-                                                                              deployment_target))
+                                                                              deployment_target),
+                                                       auth_enabled=config.get("auth_enabled", True))
     if inference_config is not None:
         config["entry_script"] = str(inference_config.script_path())
     elif model.model_framework not in NO_CODE_FRAMEWORKS:
@@ -514,7 +542,7 @@ def deploy(workspace, name: str, models: list, inference_config: InferenceConfig
                                       "name, or pass overwrite=True")
         Webservice(workspace, name).delete()
     if not endpoint_rows.insert(conn, name, config.get("kind", "local"), [model.id], config,
-                                key=secrets.token_urlsafe(32)):
+                                key=secrets.token_urlsafe(32) if config.get("auth_enabled", True) else ""):
         raise WebserviceException(f"an endpoint named {name!r} already exists (created just now by another "
                                   "client)")
     try:

@@ -1,7 +1,7 @@
 """Runs one rank of an MPI job, or one task of a parameter-server cluster, around the user's script.
 
     python -m mltrain_desktop.engine.rank_launcher --logs-dir DIR [--task-type T --task-index I]
-        [--rank R] [--watch-pid PID] -- script.py [args...]
+        [--rank R] [--watch-pid PID] [--compat] -- script.py [args...]
 
 Under ``mpirun`` (no ``--task-type``) the rank comes from ``OMPI_COMM_WORLD_RANK``; ``--rank R``
 names it where no mpirun runs (one container per rank on a Docker target); a task of a
@@ -21,6 +21,12 @@ parameter-server cluster is named by ``--task-type``/``--task-index``. The launc
 - writes ``logs/.tasks/<task>.json`` when the script starts and when it ends (pid, exit code,
   signal, times), which the backends read to say which rank failed, how, and when;
 - exits with the script's exit code (128 + N when it was killed by signal N).
+
+``--compat`` (a run submitted from an azureml compat session) starts the script as
+``python -m mltrain_desktop.compat --job script.py`` so that ``from azureml.core import Run`` works;
+An MPI job on an AmlCompute-made target without hosts runs its "nodes" on this machine; the engine
+names each rank's node in ``MLTRAIN_RANK_NODES`` (a JSON list, by rank) and the launcher gives the
+script its own as ``MLTRAIN_NODE``.
 
 Standard library only: this runs in the job's environment, not the app's.
 """
@@ -43,6 +49,9 @@ ENV_TOKEN = "MLTRAIN_JOB_TOKEN"         # marks every process of one job (for th
 ENV_METRICS = "MLTRAIN_METRICS_FILE"
 ENV_RANK = "MLTRAIN_RANK"
 STATUS_DIR = ".tasks"
+ENV_NODE = "MLTRAIN_NODE"
+ENV_RANK_NODES = "MLTRAIN_RANK_NODES"   # JSON list: the node name of each MPI rank
+COMPAT_MODULE = ["-m", "mltrain_desktop.compat", "--job"]
 _RANK_VARS = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
 _SIZE_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
 _PR_SET_PDEATHSIG = 1
@@ -51,6 +60,12 @@ _STOP_GRACE_S = 2.0
 
 
 # -- naming ----------------------------------------------------------------------------------
+def script_argv(entry_script: str, arguments: list[str], compat: bool = False) -> list[str]:
+    """What follows the interpreter to start a job's script: ``script args``, or for a run submitted
+    with the azureml compat layer on, ``-m mltrain_desktop.compat --job script args``."""
+    return [*(COMPAT_MODULE if compat else []), entry_script, *arguments]
+
+
 def task_tag(task_type: str | None, index: int) -> str:
     """File-name form: ``rank_1``, ``worker_0``, ``ps_0``, ``chief_0``."""
     return f"{task_type or 'rank'}_{index}"
@@ -233,9 +248,13 @@ def _parse(argv: list[str]):
     opts, program = argv[:i], argv[i + 1:]
     if not program:
         raise SystemExit("rank_launcher: no script given after --")
-    values = {"--logs-dir": None, "--task-type": None, "--task-index": "0", "--rank": None, "--watch-pid": None}
+    values = {"--logs-dir": None, "--task-type": None, "--task-index": "0", "--rank": None, "--watch-pid": None,
+              "--compat": None}
     it = iter(opts)
     for o in it:
+        if o == "--compat":
+            values[o] = "1"
+            continue
         if o not in values:
             raise SystemExit(f"rank_launcher: unknown option {o}")
         try:
@@ -279,6 +298,9 @@ def task_environment(environ: dict, logs_dir: Path, task_type: str | None, index
         workers = (cluster or {}).get("worker") or []
         if index < len(workers) and world_size in (None, len(workers)):
             env["TF_CONFIG"] = tfc.tf_config_json(cluster, "worker", index)
+        node = _rank_node(env.get(ENV_RANK_NODES), index)
+        if node:
+            env[ENV_NODE] = node
     else:
         rank = tfc.task_rank(cluster or {}, task_type, index)
         if cluster:
@@ -290,6 +312,15 @@ def task_environment(environ: dict, logs_dir: Path, task_type: str | None, index
     if not is_primary(tag) or not env.get(ENV_METRICS):
         env[ENV_METRICS] = str(metrics_file(logs_dir, tag))
     return env
+
+
+def _rank_node(nodes_json: str | None, rank: int) -> str | None:
+    """This rank's node name from ``MLTRAIN_RANK_NODES``, or None."""
+    try:
+        nodes = json.loads(nodes_json) if nodes_json else None
+    except ValueError:
+        return None
+    return nodes[rank] if isinstance(nodes, list) and rank < len(nodes) and isinstance(nodes[rank], str) else None
 
 
 class _Tee:
@@ -350,12 +381,12 @@ def _open_task_log(logs_dir: Path, tag: str, env: dict) -> bool:
         return False
 
 
-def _script_command(program: list[str], under_mpirun: bool, env: dict) -> list[str]:
+def _script_command(program: list[str], under_mpirun: bool, env: dict, compat: bool = False) -> list[str]:
     cmd = [sys.executable]
     if under_mpirun and program[0].endswith(".py") and env.get("MLTRAIN_MPI4PY", "1") != "0" \
             and importlib.util.find_spec("mpi4py") is not None:
-        cmd += ["-m", "mpi4py"]
-    return cmd + program
+        cmd += ["-m", "mpi4py"]  # which runs ``-m mltrain_desktop.compat ...`` as it runs a script
+    return cmd + script_argv(program[0], program[1:], compat)
 
 
 class _Stopper:
@@ -426,13 +457,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{task_name(tag)}] rank_launcher: error: {exc}", flush=True)
         return 2
     writable = _open_task_log(logs_dir, tag, env)
-    cmd = _script_command(program, task_type is None and values["--rank"] is None, env)
+    cmd = _script_command(program, task_type is None and values["--rank"] is None, env, bool(values["--compat"]))
     watch_pid = int(values["--watch-pid"]) if values["--watch-pid"] else None
     watch_ident = _start_identity(watch_pid) if watch_pid else None
     parent = os.getppid() if task_type is None else None  # under mpirun: stop when it goes
 
     record = {"tag": tag, "name": task_name(tag), "rank": int(env[ENV_RANK]), "task_type": task_type or "rank",
-              "task_index": index, "host": socket.gethostname(), "launcher_pid": os.getpid(),
+              "task_index": index, "host": socket.gethostname(), "node": env.get(ENV_NODE),
+              "launcher_pid": os.getpid(),
               "log": str(log_file(logs_dir, tag)), "started": time.time()}
     spath = status_file(logs_dir, tag) if writable else None
     tee = _Tee(log_file(logs_dir, tag) if writable else Path(os.devnull), f"[{task_name(tag)}] ")

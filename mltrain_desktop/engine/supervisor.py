@@ -205,6 +205,8 @@ class Supervisor:
         self.wait_for_slot(target)
         self.check_gpu(target)
         ctx = self.build_context(target)
+        for n in (self.spec.get("environment") or {}).get("notes") or []:
+            self.log("[mltrain] " + n)
         if target["kind"] == "local":
             from .local_env import resolve_interpreter
             env = self.spec.get("environment") or {}

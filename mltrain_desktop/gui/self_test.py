@@ -95,7 +95,8 @@ def prepare_and_submit(ws, state, python: str, epochs: int) -> dict:
     state.progress(0, 0, "registering the sample dataset")
     ds = register_sample_dataset(ws, full=False)
     target = ComputeTarget.create(ws, TARGET, LocalCompute.provisioning_configuration(max_concurrent_runs=1,
-                                                                                       python=python))
+                                                                                       python=python),
+                                  overwrite=True)
     if target.provisioning_state != "Succeeded":
         raise RuntimeError(f"compute target {TARGET} is {target.provisioning_state}: {target.state_detail}")
     if not target.probe_result.get("tensorflow"):

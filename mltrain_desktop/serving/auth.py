@@ -1,4 +1,5 @@
-"""The API key: the content of a key file, re-read whenever the file changes."""
+"""The API key: the content of a key file, re-read whenever the file changes, or no key at all
+(an endpoint deployed with ``auth_enabled=False``, as Azure's ACI default: every request passes)."""
 from __future__ import annotations
 
 import hmac
@@ -55,3 +56,15 @@ class KeyFile:
         if scheme.lower() != "bearer":
             return False
         return hmac.compare_digest(token.strip().encode("utf-8", errors="replace"), key)
+
+
+class NoAuth:
+    """An endpoint without a key: every request passes, with or without an Authorization header."""
+
+    path = None
+
+    def current(self) -> bytes | None:
+        return None
+
+    def check(self, authorization: str | None) -> bool:
+        return True

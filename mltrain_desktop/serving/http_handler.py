@@ -17,7 +17,7 @@ import traceback
 from typing import Any
 
 from . import protocol
-from .auth import KeyFile
+from .auth import KeyFile, NoAuth
 from .entry_script import ScriptServable
 from .errors import short_exc
 from .model_loading import Servable
@@ -31,7 +31,7 @@ LINGER_S = 2.0               # how long to drain an unread request body before c
 
 
 class ServingApp:
-    def __init__(self, name: str, version: str, servable: Servable, keys: KeyFile,
+    def __init__(self, name: str, version: str, servable: Servable, keys: KeyFile | NoAuth,
                  max_body: int = DEFAULT_MAX_BODY):
         self.name = name
         self.version = str(version)

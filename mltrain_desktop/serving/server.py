@@ -1,7 +1,7 @@
 """The inference server: one process serving one registered model over TF Serving's REST API.
 
     python -m mltrain_desktop.serving.server --model-name NAME --model-version N \
-        --model-path PATH --key-file FILE [--port 0] [--host 127.0.0.1] \
+        --model-path PATH (--key-file FILE | --no-auth) [--port 0] [--host 127.0.0.1] \
         [--entry-script score.py] [--max-body-bytes 10485760] [--ready-file FILE]
 
 Start-up: read the key file, find and load the model (TensorFlow is imported here, in this
@@ -12,7 +12,7 @@ gracefully: stop accepting, let requests in flight finish (up to 10 s), remove t
 exit 0.
 
 Endpoints (all but ``/healthz`` need ``Authorization: Bearer <key>``, the key being the key
-file's content, re-read whenever the file changes):
+file's content, re-read whenever the file changes; with ``--no-auth`` none needs a header):
 
     GET  /healthz                                   {"status": "ok"}
     GET  /v1/stats                                  counters, requests/s, p50/p99 latency
@@ -44,7 +44,7 @@ import threading
 import time
 from pathlib import Path
 
-from .auth import KeyFile
+from .auth import KeyFile, NoAuth
 from .entry_script import ScriptServable
 from .errors import EXIT_LISTEN_FAILED, StartupError
 from .http_handler import DEFAULT_MAX_BODY, ServingApp, ServingHTTPServer
@@ -76,8 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-version", required=True, help="version number served")
     p.add_argument("--model-path", required=True,
                    help=".keras/.h5 file, a folder with model.keras, or a SavedModel folder")
-    p.add_argument("--key-file", required=True,
-                   help="file whose content is the API key (re-read when it changes)")
+    auth = p.add_mutually_exclusive_group(required=True)
+    auth.add_argument("--key-file", help="file whose content is the API key (re-read when it changes)")
+    auth.add_argument("--no-auth", action="store_true",
+                      help="serve without a key: no Authorization header needed (auth_enabled=False)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
     p.add_argument("--entry-script", default=None,
@@ -100,7 +102,7 @@ def _start(args: argparse.Namespace,
            model_path: Path) -> tuple[ServingApp, ServingHTTPServer, float]:
     """Key, model (or entry script), warm-up and the listening socket; StartupError on failure."""
     t0 = time.monotonic()
-    keys = KeyFile(args.key_file)
+    keys = NoAuth() if args.no_auth else KeyFile(args.key_file)
     if args.entry_script:
         servable: Servable = ScriptServable(args.entry_script, model_path)
     else:

@@ -320,6 +320,12 @@ def test_a_docker_engine_restart_fails_the_run_saying_so(ws, make_script, tmp_pa
         error = run.get_details().get("error", {}).get("message", "")
         assert run.get_status() == "Failed"
         assert "engine restarted" in error.lower() and "internal error" not in error.lower(), error[:500]
+        # B15: the supervisor removes the run's container once the engine answers again, without
+        # waiting for another client's clean-up (the long chaos run found two left for minutes)
+        import docker
+        api = docker.APIClient(base_url=engine.url, timeout=30)
+        wait_for(lambda: not api.containers(all=True, filters={"label": f"mltrain.run={run.id}"}), 30,
+                 "the run's container to be removed after the engine came back")
     finally:
         ws.recover()
         engine.shut_down()

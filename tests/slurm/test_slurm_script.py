@@ -199,3 +199,17 @@ def test_a_job_bigger_than_the_partition_is_refused_with_the_numbers():
     with pytest.raises(DoesNotFit, match="at most 0"):
         check_fits(job(gpus_per_node=1), PART, NODES, {})
     check_fits(job(nodes=2, tasks_per_node=2), PART, NODES, {})
+
+
+def test_a_compat_run_starts_its_script_with_the_azureml_names_served():
+    single = batch_script(job(compat=True))
+    assert 'exec "$MLTRAIN_PY" -m mltrain_desktop.compat --job "$MLTRAIN_ENTRY"' in single
+    assert "mltrain_desktop.compat" not in batch_script(job())
+    mpi = batch_script(job(compat=True, mpi=True, nodes=2))
+    assert '--rank "$SLURM_PROCID" --compat --' in mpi
+    ps = batch_script(job(compat=True, tasks=(("ps", 0), ("chief", 0))))
+    assert '--task-index "$i" --compat --' in ps
+    from mltrain_desktop.adapters.slurm.job import slurm_job
+    made = slurm_job({**SPEC, "compat": True}, {}, run_id="r1", workdir="/w", logs_dir="/w/logs", jobkit_dir="",
+                     entry_script="dump.py", arguments=[], environment={})
+    assert made.compat

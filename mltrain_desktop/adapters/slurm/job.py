@@ -41,7 +41,7 @@ def slurm_job(spec: dict, config: dict, *, run_id: str, workdir: str, logs_dir: 
         environment=tuple(sorted(environment.items())), pythonpath=jobkit_dir, nodes=nodes,
         tasks_per_node=per_node, tasks=tasks, mpi=mpi, gpus_per_node=gpus, partition=config.get("partition"),
         account=config.get("account"), time_limit=config.get("time_limit"),
-        base_port=config.get("base_port") or TASK_PORT_BASE)
+        base_port=config.get("base_port") or TASK_PORT_BASE, compat=bool(spec.get("compat")))
 
 
 def check_fits(job: SlurmJob, partition: dict, nodes: list[dict], config: dict) -> None:

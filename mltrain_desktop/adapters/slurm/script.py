@@ -59,6 +59,7 @@ class SlurmJob:
     account: str | None = None
     time_limit: str | None = None
     base_port: int = TASK_PORT_BASE
+    compat: bool = False                 # the script is started with the azureml names served
 
     @property
     def task_count(self) -> int:
@@ -163,15 +164,17 @@ def _cluster_code(job: SlurmJob) -> str:
 
 def _task_code(job: SlurmJob) -> str:
     """What each srun task runs: bash -c CODE mltrain-task ARGS... (ARGS are the script's arguments)."""
+    compat = " --compat" if job.compat else ""
     if job.tasks:
         cases = " ".join(f"{tid}) t={t}; i={i};;" for tid, (t, i) in enumerate(job.tasks))
         return (f'case "$SLURM_PROCID" in {cases} *) echo "no role for task $SLURM_PROCID" >&2; exit 2;; esac; '
-                f'exec "$MLTRAIN_PY" -m {LAUNCHER} --logs-dir "$MLTRAIN_LOGS" --task-type "$t" --task-index "$i" '
-                f'-- "$MLTRAIN_ENTRY" "$@"')
+                f'exec "$MLTRAIN_PY" -m {LAUNCHER} --logs-dir "$MLTRAIN_LOGS" --task-type "$t" --task-index "$i"'
+                f'{compat} -- "$MLTRAIN_ENTRY" "$@"')
     if job.mpi:
-        return (f'exec "$MLTRAIN_PY" -m {LAUNCHER} --logs-dir "$MLTRAIN_LOGS" --rank "$SLURM_PROCID" '
+        return (f'exec "$MLTRAIN_PY" -m {LAUNCHER} --logs-dir "$MLTRAIN_LOGS" --rank "$SLURM_PROCID"{compat} '
                 f'-- "$MLTRAIN_ENTRY" "$@"')
-    return 'export MLTRAIN_RANK=0; exec "$MLTRAIN_PY" "$MLTRAIN_ENTRY" "$@"'
+    start = "-m mltrain_desktop.compat --job " if job.compat else ""
+    return f'export MLTRAIN_RANK=0; exec "$MLTRAIN_PY" {start}"$MLTRAIN_ENTRY" "$@"'
 
 
 def batch_script(job: SlurmJob) -> str:

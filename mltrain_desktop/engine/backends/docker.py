@@ -27,6 +27,7 @@ from ...adapters.docker.containers import container_kwargs
 from ...adapters.docker.engine import ENGINE_PATIENCE_S, EngineSilence, for_each_engine
 from ...adapters.docker.logs import LogCursor, LogPump, parse_log_timestamp
 from ...store.runs import cancel_requested_at
+from ..rank_launcher import script_argv
 from .base import Backend, JobContext, JobHandle, PrepareError
 
 RUN_DIR = "/mltrain/run"
@@ -34,6 +35,7 @@ JOBKIT_DIR = "/mltrain/jobkit"
 INPUTS_DIR = "/mltrain/inputs"
 LABEL_WORKSPACE, LABEL_RUN, LABEL_TARGET, LABEL_ROLE = lb.WORKSPACE, lb.RUN, lb.TARGET, lb.ROLE
 CURSOR_FILE = ".docker-log-cursor"
+REMOVE_PATIENCE_S = 30.0  # an engine coming back from a restart answers within seconds
 # Runs python3 (or python) from the image whatever its ENTRYPOINT, with a clear error if none.
 _LAUNCHER = ('py="$(command -v python3 || command -v python)" || '
              '{ echo "mltrain: the image has no python3 or python on PATH" >&2; exit 127; }; exec "$py" "$@"')
@@ -153,7 +155,7 @@ def container_run_kwargs(ctx: JobContext, image: str, *, uid: int | None = None,
         memory_gb=run_docker.get("memory_gb") or config.get("memory_gb"),
         name=container_name(ctx.run_id),
         entrypoint=["/bin/sh", "-c", _LAUNCHER, "mltrain-job"],
-        command=[ctx.entry_script, *container_arguments(ctx, mapping)],
+        command=script_argv(ctx.entry_script, container_arguments(ctx, mapping), bool(ctx.spec.get("compat"))),
         working_dir=f"{RUN_DIR}/{snapshot_rel}",
         environment=env, mounts=mounts, tty=False, stdin_open=False,
         shm_size=_parse_shm(run_docker.get("shm_size") or config.get("shm_size") or "2g"))
@@ -184,6 +186,7 @@ class DockerJobHandle(JobHandle):
         self._exit: int | None = None
         self._detail: str | None = None
         self._canceled = False
+        self._engine_went_away = False  # a removal found the engine gone: it restarted under the run
         self._next_inspect = 0.0
         self._silence = EngineSilence(ctx.log)
         self.pump = self._start_pump()
@@ -245,7 +248,8 @@ class DockerJobHandle(JobHandle):
                             + "); raise memory_gb on the target or use less memory")
         removed = self._remove()
         stopped = rc in (137, 143) and not self._canceled and not state.get("OOMKilled")
-        if stopped and (self._silence.was_silent or not removed):  # killed while the engine went down
+        if stopped and (self._silence.was_silent or not removed or self._engine_went_away):
+            # killed while the engine went down
             self._detail = (f"the Docker engine restarted (or stopped) while the run's container {self.name} "
                             f"ran, and the container ended with it (exit code {rc}); submit the run again "
                             "once 'docker info' answers")
@@ -258,21 +262,34 @@ class DockerJobHandle(JobHandle):
         self._exit = rc
         return rc
 
-    def _remove(self) -> bool:
-        """Removes the container; False when the engine did not answer (the clean-up removes it later)."""
+    def _remove(self, patience_s: float = REMOVE_PATIENCE_S) -> bool:
+        """Removes the container, trying again while the engine does not answer or refuses (it may be
+        coming back from a restart) for up to ``patience_s``; False when it could not (the next
+        clean-up removes it)."""
         import docker
-        try:
-            self.api.remove_container(self.container_id, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                self.ctx_log(f"[mltrain] could not remove container {self.name}: {exc}")
-        except Exception as exc:  # noqa: BLE001 - requests' ConnectionError and friends: the engine went away
-            self.ctx_log(f"[mltrain] could not remove container {self.name}: the Docker engine does not "
-                         f"answer ({type(exc).__name__}: {exc})")
-            return False
-        return True
+        deadline = time.monotonic() + patience_s
+        said = None
+        while True:
+            try:
+                self.api.remove_container(self.container_id, force=True)
+                return True
+            except docker.errors.NotFound:
+                return True
+            except docker.errors.APIError as exc:
+                if "already in progress" in str(exc):
+                    return True
+                why = str(exc)
+            except Exception as exc:  # noqa: BLE001 - requests' ConnectionError and friends: the engine went away
+                why = f"the Docker engine does not answer ({type(exc).__name__}: {exc})"
+                self._engine_went_away = True
+            if said is None:
+                self.ctx_log(f"[mltrain] could not remove container {self.name} yet: {why}; trying again for "
+                             f"{patience_s:.0f} s")
+                said = why
+            if time.monotonic() >= deadline:
+                self.ctx_log(f"[mltrain] could not remove container {self.name}: {why}")
+                return False
+            time.sleep(1.0)
 
     def cancel(self, grace_seconds: float = 5.0) -> None:
         """Stops the container (the stop signal, ``grace_seconds``, then KILL) and removes it; idempotent."""
@@ -290,7 +307,7 @@ class DockerJobHandle(JobHandle):
         self.pump.join(timeout=10)
         self.cursor.close()
         try:
-            self._remove()
+            self._remove(patience_s=5.0)  # a cancel must not hang on an engine that is gone
         except Exception as exc:  # noqa: BLE001
             self.ctx_log(f"[mltrain] could not remove container {self.name}: {exc}")
 

@@ -93,13 +93,14 @@ def task_container_kwargs(ctx: JobContext, image: str, task_type: str | None, in
     env[rl.ENV_TOKEN] = token
     if world_size is not None:
         env["MLTRAIN_WORLD_SIZE"] = str(world_size)
-    kwargs = container_run_kwargs(ctx.replace(environment_variables=env), image,
-                                  uid=uid, gid=gid, config=config)
+    compat = bool(ctx.spec.get("compat"))  # the launcher starts the script the compat way, not the container
+    kwargs = container_run_kwargs(ctx.replace(environment_variables=env, spec={**ctx.spec, "compat": False}),
+                                  image, uid=uid, gid=gid, config=config)
     logs_rel = PurePosixPath(Path(ctx.logs_dir).relative_to(ctx.run_dir).as_posix())
     who = ["--rank", str(index)] if task_type is None else ["--task-type", task_type, "--task-index", str(index)]
     # kwargs["command"] is [script, *arguments] with host paths already mapped into the container
     kwargs["command"] = ["-m", "mltrain_desktop.engine.rank_launcher", "--logs-dir", f"{RUN_DIR}/{logs_rel}",
-                         *who, "--", *kwargs["command"]]
+                         *who, *(["--compat"] if compat else []), "--", *kwargs["command"]]
     name = task_container_name(ctx.run_id, tag)
     kwargs["name"] = name
     kwargs["hostname"] = name

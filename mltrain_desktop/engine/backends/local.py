@@ -5,6 +5,7 @@ import os
 import subprocess
 
 from ...adapters.process import is_same_process_alive, process_identity, start_process, stop_tree
+from ..rank_launcher import script_argv
 from .base import Backend, JobContext, JobHandle, PrepareError
 
 
@@ -64,7 +65,7 @@ class LocalBackend(Backend):
             raise PrepareError("no interpreter was resolved for this job")
 
     def launch(self, ctx: JobContext) -> JobHandle:
-        argv = [ctx.interpreter, ctx.entry_script, *ctx.arguments]
+        argv = [ctx.interpreter, *script_argv(ctx.entry_script, ctx.arguments, bool(ctx.spec.get("compat")))]
         ctx.log(f"starting: {' '.join(argv)}  (cwd {ctx.snapshot_dir})")
         popen = start_process(argv, ctx.snapshot_dir, job_environment(ctx), ctx.logs_dir / "driver.log")
         return LocalJobHandle(popen.pid, process_identity(popen.pid), popen)

@@ -5,7 +5,8 @@ its own log, metrics file and TF_CONFIG (a worker list with ports the engine all
 script may use Horovod when its environment has it, or ``MultiWorkerMirroredStrategy`` with no
 Horovod at all. The target's config may hold::
 
-    hosts                 [{"host": "node1", "slots": 2}, ...]  (default: this machine)
+    hosts                 [{"host": "node1", "slots": 2}, ...]  (default: this machine; for a target
+                          made with AmlCompute, up to max_nodes "nodes" node-0, node-1, ... on it)
     slots                 ranks this machine may run when no hosts are listed (default: its CPUs)
     oversubscribe         true to run more ranks than slots
     mpirun                path of Open MPI's mpirun (default: found on PATH)
@@ -167,6 +168,9 @@ def find_mpirun(config: dict) -> str:
             "openmpi; macOS: brew install open-mpi), or set 'mpirun' in the compute target's config "
             "to its full path"
         )
+    # Open MPI takes the folder it was started from for its install prefix: /bin/mpirun (a merged-/usr
+    # system, PATH with /bin first) would mean prefix "/", which it refuses; /usr/bin/mpirun works.
+    path = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
     version = _mpirun_version(path)
     if "Open MPI" not in version and "OpenRTE" not in version:
         first = version.splitlines()[0] if version else "nothing"
@@ -217,6 +221,25 @@ def _probe_host(host: str, timeout_s: int) -> None:
         )
 
 
+def max_nodes(config: dict) -> int:
+    """An AmlCompute-made target's max_nodes (stored as its max_concurrent_runs)."""
+    return int(config.get("max_concurrent_runs", 1) or 1)
+
+
+def check_node_count(target: dict, distribution: dict | None) -> None:
+    """Before a run is submitted: an MPI job's node_count must fit an AmlCompute-made target without
+    hosts (its max_nodes); raises PrepareError naming both numbers."""
+    config = dict(target.get("config") or {})
+    if target.get("kind") != "local" or (distribution or {}).get("kind") != dd.MPI \
+            or config.get("azure_type") != "AmlCompute" or config.get("hosts"):
+        return
+    nodes = checked_distribution(distribution, dd.MpiDistribution).node_count
+    if nodes > max_nodes(config):
+        raise PrepareError(
+            f"node_count={nodes} but compute target {target.get('name')!r} has max_nodes={max_nodes(config)}; "
+            f"lower node_count, or create the target with AmlCompute.provisioning_configuration(max_nodes={nodes})")
+
+
 # -- the backend -------------------------------------------------------------------------------
 class MpiBackend(Backend):
     kind = "mpi"
@@ -230,13 +253,25 @@ class MpiBackend(Backend):
         return dist.node_count, dist.process_count_per_node
 
     def plan(self, ctx: JobContext) -> list[mc.HostSlots]:
-        """The nodes of this job, each with its ranks; PrepareError when they do not fit."""
+        """mpirun's nodes for this job, each with its ranks; PrepareError when they do not fit."""
+        return self.layout(ctx)[0]
+
+    def layout(self, ctx: JobContext) -> tuple[list[mc.HostSlots], list[str] | None]:
+        """mpirun's nodes, and for an AmlCompute-made target without hosts the node name of each rank.
+
+        The target's hosts when it lists them; else, for an AmlCompute target, up to ``max_nodes``
+        "nodes" on this machine (node-0, node-1, ...: one mpirun on localhost with a slot per rank);
+        else this machine alone (node_count 1).
+        """
         nodes, ppn = self._distribution(ctx)
+        oversubscribe = bool(self.config.get("oversubscribe"))
         try:
             hosts = mc.parse_hosts(self.config.get("hosts"))
+            if not hosts and self.config.get("azure_type") == "AmlCompute":
+                return mc.machine_nodes(nodes, ppn, max_nodes(self.config), _local_slots(self.config), oversubscribe)
             if not hosts:
                 hosts = [mc.this_machine(_local_slots(self.config))]
-            return mc.plan_nodes(hosts, nodes, ppn, bool(self.config.get("oversubscribe")))
+            return mc.plan_nodes(hosts, nodes, ppn, oversubscribe), None
         except mc.HostsError as exc:
             raise PrepareError(f"compute target {self.target.get('name')!r}: {exc}") from exc
 
@@ -258,7 +293,7 @@ class MpiBackend(Backend):
 
     def launch(self, ctx: JobContext) -> JobHandle:
         mpirun = find_mpirun(self.config)
-        nodes = self.plan(ctx)
+        nodes, rank_nodes = self.layout(ctx)
         local = _local_names()
         all_local = all(mc.is_local_host(n.host, local) for n in nodes)
         hosts = mc.rank_hosts(nodes)
@@ -273,19 +308,28 @@ class MpiBackend(Backend):
         env = job_environment(ctx)
         extra = {rl.ENV_CLUSTER: json.dumps(cluster, separators=(",", ":")),
                  rl.ENV_TOKEN: token, "MLTRAIN_WORLD_SIZE": str(n)}
+        if rank_nodes:
+            extra[rl.ENV_RANK_NODES] = json.dumps(rank_nodes)
         env.update(extra)
         forward = sorted(set(ctx.environment_variables) | set(extra) | {"PYTHONPATH", "PYTHONUNBUFFERED"})
         interpreter = ctx.interpreter or sys.executable
         logs_dir = Path(os.path.abspath(ctx.logs_dir))
         workdir = os.path.abspath(ctx.snapshot_dir)
-        program = [interpreter, "-m", "mltrain_desktop.engine.rank_launcher",
-                   "--logs-dir", str(logs_dir), "--", ctx.entry_script, *ctx.arguments]
+        program = [interpreter, "-m", "mltrain_desktop.engine.rank_launcher", "--logs-dir", str(logs_dir),
+                   *(["--compat"] if ctx.spec.get("compat") else []), "--", ctx.entry_script, *ctx.arguments]
         argv = mc.build_mpirun_command(
             program, nodes=nodes, forward_env=forward, as_root=hasattr(os, "geteuid") and os.geteuid() == 0,
             mpirun=mpirun, workdir=workdir, oversubscribe=bool(self.config.get("oversubscribe")),
             ssh_args=None if all_local else mc.default_ssh_args(), extra_args=list(self.config.get("mpirun_args") or []))
         ctx.log(f"[mltrain] MPI job: {n} rank(s) on {', '.join(str(x) for x in nodes)}; TF_CONFIG workers "
                 f"{', '.join(cluster['worker'])}")
+        if rank_nodes:
+            groups = {}
+            for rank, node in enumerate(rank_nodes):
+                groups.setdefault(node, []).append(str(rank))
+            ctx.log(f"[mltrain] AmlCompute nodes on this machine (max_nodes={max_nodes(self.config)}): "
+                    + ", ".join(f"{node} = rank {'/'.join(ranks)}" for node, ranks in groups.items())
+                    + " (each rank's MLTRAIN_NODE)")
         ctx.log(f"[mltrain] starting: {mc.display(argv)}")
         logs_dir.mkdir(parents=True, exist_ok=True)
         popen = start_process(argv, workdir, env, logs_dir / "driver.log")

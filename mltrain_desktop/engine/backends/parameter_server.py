@@ -90,6 +90,8 @@ class ParameterServerBackend(Backend):
                     "--task-type", ttype, "--task-index", index]
             if watch:
                 argv += ["--watch-pid", str(watch)]
+            if ctx.spec.get("compat"):
+                argv.append("--compat")
             argv += ["--", ctx.entry_script, *ctx.arguments]
             p = start_process(argv, workdir, env, logs_dir / "driver.log")
             popens[tag] = p

@@ -74,7 +74,7 @@ def save_target(ws, state, name: str, kind: str, options: dict, creating: bool) 
         cfg = DockerCompute.provisioning_configuration(**options)
     else:
         raise ComputeTargetException(f"unknown compute kind {kind!r}")
-    t = ComputeTarget.create(ws, name, cfg)
+    t = ComputeTarget.create(ws, name, cfg, overwrite=not creating)  # editing replaces the target's configuration
     return t.as_dict()
 
 

@@ -17,6 +17,7 @@ from ...app.queries import endpoint_exists, endpoint_names
 from ...core.webservice import signature_from_metadata  # noqa: F401 - the view and tests use it from here
 
 NO_CODE_FRAMEWORKS = ("TensorFlow", "Keras", "", None)
+NO_KEY = "no key (auth disabled)"
 MAX_EXAMPLE_VALUES = 50_000  # a bigger input (e.g. a 224x224x3 image) gets an empty example
 LOG_LINES = 5000
 
@@ -59,7 +60,8 @@ def endpoint_detail(ws, state, name: str) -> dict:
     svc = Webservice(ws, name)
     svc.refresh()
     d = _record(svc)
-    d["key"] = svc.get_keys()[0]
+    # an endpoint deployed with auth_enabled=False has no key to show
+    d["key"] = svc.get_keys()[0] if d["auth_enabled"] else NO_KEY
     d["base_uri"] = svc.base_uri if d.get("port") else ""
     d["signature"] = svc.signature() if d["state"] == "Healthy" else None
     d["example"] = example_request(d["signature"], has_entry_script=bool(d["entry_script"]))
@@ -181,17 +183,19 @@ def deploy_choices(ws, state=None) -> dict:
 
 def deploy_model(ws, state, form: dict) -> dict:
     """Deploys ``form`` = {name, model, version, where ("local" or a docker target), port,
-    entry_script, overwrite} and waits until the service is Healthy or Failed.
+    entry_script, overwrite, auth_enabled (default True: a key)} and waits until the service is Healthy or Failed.
     Returns the endpoint's record plus its log when it did not become Healthy."""
     from ...core.model import Model
     from ...core.webservice import InferenceConfig, LocalWebservice, Webservice, deploy
     model = Model(ws, form["model"], version=int(form["version"]) if form.get("version") else None)
     if form.get("where", "local") == "local":
-        config = LocalWebservice.deploy_configuration(port=int(form.get("port") or 0) or None)
+        config = LocalWebservice.deploy_configuration(port=int(form.get("port") or 0) or None,
+                                                      auth_enabled=bool(form.get("auth_enabled", True)))
     else:
         from ...core.webservice import DockerWebservice
         config = DockerWebservice.deploy_configuration(compute_target=form["where"],
-                                                       port=int(form.get("port") or 0) or None)
+                                                       port=int(form.get("port") or 0) or None,
+                                                       auth_enabled=bool(form.get("auth_enabled", True)))
     ic = None
     if form.get("entry_script"):
         p = Path(form["entry_script"]).expanduser()

@@ -253,9 +253,13 @@ class EndpointsView(EndpointPanels, BaseView):
         self.state_label.setText(f"{busy or state}" + (f": {detail}" if detail else ""))
         self.url_edit.setText(rec["url"] or "(no URL: the service is not running)")
         self.copy_url_button.setEnabled(bool(rec["url"]))
+        keyed = d is not None and d.get("auth_enabled", True)
         self.key_edit.setText(d["key"] if d else "")
-        self.copy_key_button.setEnabled(d is not None)
-        self.show_key_button.setEnabled(d is not None)
+        self.key_edit.setEchoMode(QLineEdit.EchoMode.Password if keyed and not self.show_key_button.isChecked()
+                                  else QLineEdit.EchoMode.Normal)  # "no key (auth disabled)" is shown as text
+        self.copy_key_button.setEnabled(keyed)
+        self.show_key_button.setEnabled(keyed)
+        self.rotate_button.setEnabled(keyed and not busy)
         e = html.escape
         model_name, _, version = rec["model"].partition(":")
         parts = [f"Model <a href='model:{e(rec['model'])}'>{e(model_name)} version {e(version)}</a>",
