@@ -23,11 +23,6 @@ SQL_TEXT = re.compile(
     r"|\bBEGIN\s+(?:IMMEDIATE|EXCLUSIVE|DEFERRED|TRANSACTION)\b"
     r"|\bCREATE\s+(?:TABLE|INDEX|VIEW|TRIGGER)\b")
 
-# Modules other engineers are moving onto the store; each must still hold SQL (so that this list
-# only shrinks) and leaves it when its SQL moves.
-PENDING: dict[str, str] = {}
-
-
 def sql_in(source: str, filename: str = "<module>") -> list[str]:
     """Where ``source`` runs or spells SQL: 'line N: what' for each place."""
     found = []
@@ -53,24 +48,11 @@ def _rel(path: Path) -> str:
 def test_no_module_outside_the_store_holds_sql():
     offenders = {}
     for path in product_modules():
-        if _rel(path) in PENDING:
-            continue
         places = sql_in(path.read_text(encoding="utf-8"), str(path))
         if places:
             offenders[_rel(path)] = places
     assert not offenders, ("SQL outside mltrain_desktop/store (move it into a store repository function): "
                            + "; ".join(f"{m}: {', '.join(p)}" for m, p in offenders.items()))
-
-
-@pytest.mark.parametrize("module", sorted(PENDING))
-def test_each_pending_module_still_holds_sql(module):
-    """When a pending module's SQL has moved to the store, it leaves PENDING (and is checked)."""
-    assert sql_in((PACKAGE / module).read_text(encoding="utf-8")), (
-        f"{module} holds no SQL any more: remove it from PENDING")
-
-
-def test_the_gui_cli_and_app_are_never_pending():
-    assert not [m for m in PENDING if m.split("/")[0] in ("gui", "cli", "app")]
 
 
 def test_the_whole_package_is_scanned():
