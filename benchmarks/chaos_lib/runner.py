@@ -9,6 +9,7 @@ containers and networks every second, and, like ``Run.wait_for_completion`` does
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from pathlib import Path
@@ -277,9 +278,11 @@ class Monitor:
         self._g_second_client()
         for log in ("window.log", "follow.log"):
             text = (self.root / log).read_text(errors="replace") if (self.root / log).exists() else ""
-            if "Traceback (most recent call last)" in text:
-                tb = text[text.index("Traceback (most recent call last)"):][:600]
-                self.client_errors.append(f"{log} shows an exception: {tb}")
+            # the client's own traceback starts a line; a job's, relayed by `run logs --follow`,
+            # comes prefixed with its task ("[chief 0] Traceback ...") and is the job's business
+            found = re.search(r"^Traceback \(most recent call last\)", text, re.MULTILINE)
+            if found:
+                self.client_errors.append(f"{log} shows an exception: {text[found.start():][:600]}")
         end = time.time() + grace_s
         while time.time() < end:
             self._watch_runs(time.time())
