@@ -1,4 +1,9 @@
-"""Run states and the transitions the store allows between them."""
+"""Run states and the transitions the store allows between them.
+
+Queued → Preparing → Running → Finalizing → Completed is the usual path. A job handed to a
+cluster's scheduler that holds it (Slurm's PENDING) goes Preparing → Queued, with the scheduler's
+reason, and Queued → Running when the scheduler starts it.
+"""
 from __future__ import annotations
 
 import enum
@@ -25,8 +30,8 @@ TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED}
 ACTIVE = (RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING)
 
 ALLOWED = {
-    RunStatus.QUEUED: {RunStatus.PREPARING, RunStatus.FAILED, RunStatus.CANCELED},
-    RunStatus.PREPARING: {RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELED},
+    RunStatus.QUEUED: {RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELED},
+    RunStatus.PREPARING: {RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELED},
     RunStatus.RUNNING: {RunStatus.FINALIZING, RunStatus.FAILED, RunStatus.CANCELED},
     RunStatus.FINALIZING: {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED},
     RunStatus.COMPLETED: set(),

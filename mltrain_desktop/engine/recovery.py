@@ -36,7 +36,8 @@ def recover_orphaned_runs(workspace_dir, conn) -> list[str]:
         if pid == -1 and started and time.time() - started < CLAIM_SECONDS:
             continue  # another client claimed it and is starting its new supervisor
         state = json.loads(backend_state or "{}")
-        if kind in REATTACH_KINDS and status == "Running" and state:
+        held = kind == "slurm" and status == "Queued"  # submitted, and still held by Slurm's scheduler
+        if kind in REATTACH_KINDS and (status == "Running" or held) and state:
             # Claim it so that only one client restarts the supervisor.
             if runs.claim_supervisor(conn, run_id, pid):
                 from .supervisor import spawn

@@ -233,6 +233,30 @@ class Supervisor:
                             rec.get("state", "Ready"))
         update_fields(self.conn, self.run_id, environment_hash=rec["hash"])
 
+    def wait_while_held(self) -> None:
+        """A job a cluster's scheduler holds (Slurm's PENDING): the run is Queued, with the
+        scheduler's reason, until the job starts or ends (``watch`` then sees its end)."""
+        reason_of = getattr(self.handle, "pending_reason", None)
+        if reason_of is None:
+            return
+        shown = None
+        while True:
+            rc = self.handle.poll()
+            if rc is not None:
+                return
+            reason = reason_of() if getattr(self.handle, "state_known", True) else "?"
+            if reason is None:
+                return
+            if reason != "?" and reason != shown:
+                if shown is None and get_status(self.conn, self.run_id) != RunStatus.QUEUED:
+                    self.move(RunStatus.QUEUED, f"held by the cluster's scheduler: {reason}")
+                shown = reason
+            if self.cancel_requested():
+                self.log("[mltrain] cancel requested: stopping the job")
+                self.handle.cancel()
+                raise Canceled()
+            time.sleep(POLL_SECONDS)
+
     def watch(self) -> int:
         assert self.handle is not None
         deadline = None
@@ -274,7 +298,7 @@ class Supervisor:
         if status is None or RunStatus(status).is_terminal():
             return 0
         try:
-            if reattach and status == RunStatus.RUNNING:
+            if reattach and (status == RunStatus.RUNNING or (status == RunStatus.QUEUED and self.saved_state)):
                 target = self.target()
                 self.ctx = self.build_context(target)
                 backend = backend_for(target, self.spec)
@@ -284,11 +308,17 @@ class Supervisor:
                               "job could not be found again (its process or container is gone)")
                     return 1
                 self.log("[mltrain] supervisor restarted: reattached to the running job")
+                if status == RunStatus.QUEUED:  # still held by the cluster's scheduler when it died
+                    self.wait_while_held()
+                    if not self.move(RunStatus.RUNNING):
+                        self.handle.cancel()
+                        return 1
             else:
                 ctx, backend = self.prepare()
                 self.handle = backend.launch(ctx)
                 self.claim()
                 update_fields(self.conn, self.run_id, backend_state=json.dumps(self.handle.state()))
+                self.wait_while_held()
                 if not self.move(RunStatus.RUNNING):
                     self.handle.cancel()
                     return 1

@@ -18,6 +18,7 @@ from conftest import slurm
 from mltrain_desktop import ComputeTarget, Experiment, MpiConfiguration, TensorflowConfiguration
 from mltrain_desktop.adapters.slurm.commands import Runner, SlurmCommandError
 from mltrain_desktop.core.script_run_config import ScriptRunConfig
+from mltrain_desktop.core.workspace import Workspace
 
 JOB = '''\
 import os, socket, sys, time
@@ -143,7 +144,7 @@ def test_cancel_while_pending_and_while_running(sws, target, src, slurm_cluster)
     waiting = submit(sws, target, src)
     wait_for(lambda: "PENDING (Resources)" in log(waiting) or "PENDING (Priority)" in log(waiting), 60,
              "the second job to wait for CPUs")
-    assert waiting.get_status() == "Running"  # what the supervisor records; Slurm's state is in the log
+    wait_for(lambda: waiting.get_status() == "Queued", 30, "the waiting run to be Queued with Slurm's reason")
     assert waiting.cancel(wait_seconds=40) == "Canceled"
     job_id = waiting.get_details()["backendState"]["job_id"]
     assert slurm(slurm_cluster, "sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State").startswith("CANCELLED")
@@ -237,6 +238,21 @@ def test_a_job_that_stays_pending_shows_the_reason_and_can_be_cancelled(sws, slu
     wait_for(lambda: "PENDING (PartitionTimeLimit)" in log(run), 60, "Slurm's reason in the log")
     seen = json.loads((run.run_dir / "slurm" / "state.json").read_text())
     assert (seen["slurm_state"], seen["reason"], seen["status"]) == ("PENDING", "PartitionTimeLimit", "Queued")
+    wait_for(lambda: run.get_status() == "Queued", 30, "the run to be Queued while Slurm holds its job")
+    held = [e for e in run.get_events() if e["status"] == "Queued"][-1]
+    # the first reason Slurm gave (it may settle on another: every change is in the log and state.json)
+    assert held["detail"].startswith("held by the cluster's scheduler: Partition"), run.get_events()
+    # its supervisor dies while Slurm holds the job: the next client reattaches, the run stays Queued
+    import os
+    import signal
+    from mltrain_desktop.store import runs as run_rows
+    old = run_rows.get(sws.db.conn, run.id)["supervisor_pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{old}") or open(f"/proc/{old}/stat").read().split()[2] == "Z", 20,
+             "the supervisor to die")
+    assert run.id in Workspace(sws.path).recover()
+    assert run_rows.get(sws.db.conn, run.id)["supervisor_pid"] not in (old, -1)
+    assert run.get_status() == "Queued"
     assert run.cancel(wait_seconds=40) == "Canceled"
     job_id = run.get_details()["backendState"]["job_id"]
     assert slurm(slurm_cluster, "sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State").startswith("CANCELLED")

@@ -32,6 +32,7 @@ def test_the_compute_view_shows_partitions_nodes_and_a_pending_reason(sws, slurm
           "Slurm's reason in the run's state file")
     text = jobs_text(job_states(sws, "long"))
     assert f"{run.id}: " in text and "PENDING (PartitionTimeLimit)" in text
+    _wait(lambda: run.get_status() == "Queued", 30, "the run to be Queued while Slurm holds it")
     cluster = cluster_text(ComputeTarget(sws, "long").as_dict()["probe"])
     assert "Partitions:" in cluster and "single" in cluster and "node1" in cluster and "node2" in cluster
 

@@ -65,6 +65,7 @@ class SlurmJobHandle(JobHandle):
         self._last_seen = time.monotonic()
         self._said = None
         self.slurm = {"state": "PENDING", "reason": "", "nodes": ""}
+        self.state_known = False  # Slurm has answered about the job at least once
         self._detail: str | None = None
 
     @property
@@ -134,6 +135,7 @@ class SlurmJobHandle(JobHandle):
             return None if self._exit is None else self._exit
         self._last_seen = now
         self.slurm = found
+        self.state_known = True
         words = states.describe(found["state"], found.get("reason", ""), found.get("nodes", ""),
                                 found.get("exit_code", ""))
         if words != self._said:
@@ -146,6 +148,13 @@ class SlurmJobHandle(JobHandle):
             if status != RunStatus.COMPLETED:
                 self._detail = f"Slurm job {self.job_id} ended {words}" + self._down_nodes(found)
         return self._exit
+
+    def pending_reason(self) -> str | None:
+        """Slurm's reason while it holds the job (PENDING and the like: ``Resources``, ``Priority``),
+        else None (running, or over)."""
+        if self._exit is not None or states.run_status(self.slurm["state"]) != RunStatus.QUEUED:
+            return None
+        return self.slurm.get("reason") or "waiting for the scheduler"
 
     def _down_nodes(self, found: dict) -> str:
         """For NODE_FAIL: which nodes Slurm now has down, and why (``node2: Not responding``)."""
