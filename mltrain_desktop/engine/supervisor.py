@@ -239,18 +239,14 @@ class Supervisor:
         reason_of = getattr(self.handle, "pending_reason", None)
         if reason_of is None:
             return
-        shown = None
-        while True:
-            rc = self.handle.poll()
-            if rc is not None:
-                return
-            reason = reason_of() if getattr(self.handle, "state_known", True) else "?"
-            if reason is None:
-                return
-            if reason != "?" and reason != shown:
-                if shown is None and get_status(self.conn, self.run_id) != RunStatus.QUEUED:
-                    self.move(RunStatus.QUEUED, f"held by the cluster's scheduler: {reason}")
-                shown = reason
+        queued = get_status(self.conn, self.run_id) == RunStatus.QUEUED  # a reattach finds it so
+        while self.handle.poll() is None:
+            if getattr(self.handle, "state_known", True):  # before the scheduler's first answer: ask again
+                reason = reason_of()
+                if reason is None:
+                    return  # started
+                if not queued:
+                    queued = self.move(RunStatus.QUEUED, f"held by the cluster's scheduler: {reason}")
             if self.cancel_requested():
                 self.log("[mltrain] cancel requested: stopping the job")
                 self.handle.cancel()
