@@ -50,5 +50,30 @@ def make_script(tmp_path):
     return _make
 
 
+@pytest.fixture
+def open_window(qtbot, tmp_path, monkeypatch):
+    """``open_window(path)``: the real window, offscreen, with private settings, opened on the
+    workspace at ``path`` (what a second client does); shut down after the test."""
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setenv("MLTRAIN_HOME", str(tmp_path / "window-home"))
+    from mltrain_desktop.gui.app import configure_settings
+    from mltrain_desktop.gui.main_window import MainWindow
+    configure_settings()
+    opened = []
+
+    def _open(path):
+        window = MainWindow()
+        qtbot.addWidget(window)
+        window.show()
+        qtbot.waitExposed(window)
+        opened.append(window)
+        window.open_workspace(str(path))
+        qtbot.waitUntil(lambda: window.workspace_path == str(path), timeout=20_000)
+        return window
+    yield _open
+    for window in opened:
+        window.shutdown()
+
+
 def python_exe() -> str:
     return sys.executable

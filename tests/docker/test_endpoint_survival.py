@@ -168,30 +168,17 @@ def test_bad_owner_kinds_are_refused():
     assert lb.owner_of({}) is None and lb.owner_of(None) is None
 
 
-def test_the_window_opening_the_workspace_keeps_a_healthy_docker_endpoint(ws, endpoint, docker_api, qtbot,
-                                                                          tmp_path, monkeypatch):
+def test_the_window_opening_the_workspace_keeps_a_healthy_docker_endpoint(ws, endpoint, docker_api, open_window,
+                                                                          qtbot):
     """The window runs recovery (and its clean-up) when it opens a workspace."""
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    monkeypatch.setenv("MLTRAIN_HOME", str(tmp_path / "home"))
-    from mltrain_desktop.gui.app import configure_settings
-    from mltrain_desktop.gui.main_window import MainWindow
-    configure_settings()
     gone = _sleeper(docker_api, lb.endpoint_labels(ws.path, "deleted-ep"))
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    try:
-        window.open_workspace(str(ws.path))
-        qtbot.waitUntil(lambda: window.workspace_path == str(ws.path), timeout=20_000)
-        view = window.show_view("endpoints")
-        qtbot.waitUntil(lambda: any(r["name"] == "ep1" for r in view.model.records), timeout=20_000)
-        qtbot.waitUntil(lambda: not _exists(docker_api, gone), timeout=20_000)  # its clean-up ran
-        assert [r["state"] for r in view.model.records if r["name"] == "ep1"] == ["Healthy"]
-        assert _exists(docker_api, endpoint._row()["container_id"])
-        assert Webservice(ws, "ep1").run({"x": 1}) == {"ok": 1}
-    finally:
-        window.shutdown()
+    window = open_window(ws.path)
+    view = window.show_view("endpoints")
+    qtbot.waitUntil(lambda: any(r["name"] == "ep1" for r in view.model.records), timeout=20_000)
+    qtbot.waitUntil(lambda: not _exists(docker_api, gone), timeout=20_000)  # its clean-up ran
+    assert [r["state"] for r in view.model.records if r["name"] == "ep1"] == ["Healthy"]
+    assert _exists(docker_api, endpoint._row()["container_id"])
+    assert Webservice(ws, "ep1").run({"x": 1}) == {"ok": 1}
 
 
 def test_a_killed_supervisor_of_a_docker_run_is_replaced_and_the_endpoint_kept(ws, endpoint, docker_api, tmp_path):

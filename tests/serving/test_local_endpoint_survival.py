@@ -57,25 +57,12 @@ def test_a_second_sdk_client_and_a_cli_command_keep_a_local_endpoint(ws, endpoin
     assert str(Webservice(ws, "local-ep").refresh()) == "Healthy"
 
 
-def test_the_window_opening_the_workspace_keeps_a_local_endpoint(ws, endpoint, qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    monkeypatch.setenv("MLTRAIN_HOME", str(tmp_path / "home"))
-    from mltrain_desktop.gui.app import configure_settings
-    from mltrain_desktop.gui.main_window import MainWindow
-    configure_settings()
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    try:
-        window.open_workspace(str(ws.path))
-        qtbot.waitUntil(lambda: window.workspace_path == str(ws.path), timeout=20_000)
-        view = window.show_view("endpoints")
-        qtbot.waitUntil(lambda: any(r["name"] == "local-ep" for r in view.model.records), timeout=20_000)
-        assert [r["state"] for r in view.model.records if r["name"] == "local-ep"] == ["Healthy"]
-        assert _answers(ws)
-    finally:
-        window.shutdown()
+def test_the_window_opening_the_workspace_keeps_a_local_endpoint(ws, endpoint, qtbot, open_window):
+    window = open_window(ws.path)
+    view = window.show_view("endpoints")
+    qtbot.waitUntil(lambda: any(r["name"] == "local-ep" for r in view.model.records), timeout=20_000)
+    assert [r["state"] for r in view.model.records if r["name"] == "local-ep"] == ["Healthy"]
+    assert _answers(ws)
 
 
 def test_recovering_a_run_whose_supervisor_was_killed_keeps_a_local_endpoint(ws, endpoint, tmp_path):

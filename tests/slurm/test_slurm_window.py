@@ -21,7 +21,7 @@ def _wait(cond, timeout, what):
 
 
 def test_the_compute_view_shows_partitions_nodes_and_a_pending_reason(sws, slurm_config, shared_dir, qtbot,
-                                                                     tmp_path, monkeypatch):
+                                                                     tmp_path, open_window):
     target = ComputeTarget.create(sws, "long", slurm_config(partition="single", time_limit="2-00:00:00"))
     src = shared_dir / "src-window"
     src.mkdir()
@@ -36,24 +36,14 @@ def test_the_compute_view_shows_partitions_nodes_and_a_pending_reason(sws, slurm
     cluster = cluster_text(ComputeTarget(sws, "long").as_dict()["probe"])
     assert "Partitions:" in cluster and "single" in cluster and "node1" in cluster and "node2" in cluster
 
-    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    monkeypatch.setenv("MLTRAIN_HOME", str(tmp_path / "home"))
-    from mltrain_desktop.gui.app import configure_settings
-    from mltrain_desktop.gui.main_window import MainWindow
-    configure_settings()
-    window = MainWindow()
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
+    window = open_window(sws.path)
     try:
-        window.open_workspace(str(sws.path))
-        qtbot.waitUntil(lambda: window.workspace_path == str(sws.path), timeout=20_000)
         window.show_compute("long")
         view = window.views["compute"]
         qtbot.waitUntil(lambda: "PENDING (PartitionTimeLimit)" in view.details.toPlainText(), timeout=20_000)
         shown = view.details.toPlainText()
         assert "Nodes:" in shown and "node1" in shown and "Partitions:" in shown
+        assert f"{run.id}: Queued; Slurm job" in shown
         view.grab().save(str(tmp_path / "compute-slurm.png"))
     finally:
-        window.shutdown()
         assert run.cancel(wait_seconds=40) == "Canceled"
