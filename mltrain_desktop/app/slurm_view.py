@@ -32,9 +32,7 @@ def cluster_text(probe: dict) -> str:
 def job_states(ws, target: str) -> list[dict]:
     """For each unfinished run on ``target``: run id, run status, Slurm state, reason and nodes."""
     out = []
-    for run_id, status, *_rest in run_rows.active_runs_with_target_kind(ws.db.conn):
-        if run_rows.get(ws.db.conn, run_id)["compute"] != target:
-            continue
+    for run_id, status in run_rows.unfinished_runs_on(ws.db.conn, target):
         try:
             rec = json.loads((ws.runs_dir / run_id / STATE_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):

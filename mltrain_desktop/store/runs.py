@@ -226,6 +226,13 @@ def slots_in_use(conn: sqlite3.Connection) -> dict[str, int]:
                              "GROUP BY compute", SLOT_STATES).fetchall())
 
 
+def unfinished_runs_on(conn: sqlite3.Connection, compute: str) -> list[tuple[str, str]]:
+    """(id, status) of the runs on ``compute`` that have not ended, oldest first."""
+    return [tuple(r) for r in conn.execute(
+        f"SELECT id, status FROM runs WHERE compute=? AND status IN ({_marks(ACTIVE_STATES)}) ORDER BY created",
+        [compute, *ACTIVE_STATES])]
+
+
 def unfinished_on(conn: sqlite3.Connection, compute: str) -> int:
     """How many runs on ``compute`` have not ended."""
     return conn.execute(f"SELECT COUNT(*) FROM runs WHERE compute=? AND status IN ({_marks(ACTIVE_STATES)})",
