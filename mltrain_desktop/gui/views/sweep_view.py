@@ -2,12 +2,12 @@
 child so far with "Register model…", and the linked panels (children table, every child's
 primary metric, parallel coordinates with brushing, a scatter of two hyperparameters).
 
-It reloads when the runs or metrics change (the database watcher) and every few seconds while
-the sweep is active; the data comes from ``app.sweeps.sweep_detail`` on a worker.
+It reloads when the runs or metrics change (the database watcher reports every commit, so a
+running sweep's children update it live); the data comes from ``app.sweeps.sweep_detail`` on a
+worker.
 """
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from ...app.sweeps import counts_text, sweep_detail
@@ -15,8 +15,6 @@ from ...domain.run_state import TERMINAL
 from ..resources import icon, state_icon
 from .base import BaseView, fmt_value, heading
 from .sweep_panels import SweepPanels
-
-POLL_MS = 3000
 
 
 class SweepView(BaseView):
@@ -42,9 +40,6 @@ class SweepView(BaseView):
         self.panels = SweepPanels()
         self.panels.openRun.connect(self.ctx.openRun.emit)
         self.dialog = None
-        self._poll = QTimer(self)
-        self._poll.setInterval(POLL_MS)
-        self._poll.timeout.connect(self.refresh)
         top = QHBoxLayout()
         top.addWidget(self.state_icon)
         top.addWidget(self.heading)
@@ -91,11 +86,6 @@ class SweepView(BaseView):
             self.best_label.setText(f"No child has logged {s['primary_metric']} yet.")
         self.panels.show_data(detail)
         self._update_buttons()
-        active = s["status"] not in {t.value for t in TERMINAL}
-        if active and not self._poll.isActive():
-            self._poll.start()
-        elif not active:
-            self._poll.stop()
 
     def _update_buttons(self) -> None:
         s = (self.detail or {}).get("sweep") or {}
@@ -124,10 +114,6 @@ class SweepView(BaseView):
         if self.run_id:
             self.ctx.bridge.run(_cancel, self.run_id, on_done=lambda _: self.refresh(),
                                 on_error=lambda e: self.ctx.show_error("Cancel sweep", str(e)))
-
-    def hideEvent(self, event) -> None:  # noqa: N802
-        super().hideEvent(event)
-        self._poll.stop()
 
 
 def _cancel(ws, state, run_id: str) -> None:
