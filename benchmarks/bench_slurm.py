@@ -1,14 +1,20 @@
-"""Submit -> first line of the script on the local test Slurm cluster: the SDK vs. `sbatch --wrap` by hand.
+"""Two figures on the local test Slurm cluster, side by side in one run.
 
-    python benchmarks/bench_slurm.py [--rounds 3]
+    python benchmarks/bench_slurm.py [--rounds 3] [--epochs 4]
 
-Needs the test cluster (scripts/slurm_cluster.sh start; this script starts it when it is not
-running and stops it afterwards only then). Prints the median and each round, in seconds.
-The 2-node vs 1-node epoch time of the issue is not measured here (see docs/slurm.md).
+1. submit -> first line of the script: the SDK (Experiment.submit) vs. `sbatch --wrap` by hand;
+2. the distributed sample's epoch time (MultiWorkerMirroredStrategy, 2 ranks): 2 nodes x 1 rank
+   vs. 1 node x 2 ranks (median over the epochs after the first, from rank 0's log).
+
+The cluster's nodes are containers on this one machine and share its CPUs, so the second figure
+shows what crossing hosts costs (gRPC over the cluster's network instead of within one node),
+not what a second machine's CPUs would add. Needs the test cluster (scripts/slurm_cluster.sh
+start; this script starts it when it is not running and stops it afterwards only then).
 """
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -61,10 +67,31 @@ def through_sdk(ws, target, src: Path) -> float:
     return elapsed
 
 
+def epoch_seconds(ws, target, folder: Path, nodes: int, ppn: int, epochs: int) -> list[float]:
+    """The sample's epoch times (rank 0's log) for ``nodes`` x ``ppn`` ranks on the cluster."""
+    from mltrain_desktop import Experiment, MpiConfiguration, TensorFlow
+    data = folder / "data"
+    if not data.is_dir():
+        shutil.copytree(REPO / "resources" / "data" / "fashion-mnist-small", data)
+    params = {"--data-folder": str(data), "--epochs": epochs, "--max-train-samples": 2000,
+              "--first-layer-neurons": 32, "--second-layer-neurons": 16}
+    est = TensorFlow(source_directory=str(REPO / "resources" / "samples" / "tf-mnist-distributed"),
+                     entry_script="mwms_mnist.py", script_params=params, compute_target=target, node_count=nodes,
+                     distributed_training=MpiConfiguration(process_count_per_node=ppn))
+    run = Experiment(ws, "bench-epochs").submit(est)
+    details = run.wait_for_completion(raise_on_error=False, timeout=600)
+    log = (run.run_dir / "logs" / "rank_0.log").read_text(errors="replace")
+    if details["status"] != "Completed":
+        raise SystemExit(f"the {nodes}x{ppn} sample run ended {details['status']}: {details.get('error')}\n{log[-2000:]}")
+    return [float(x) for x in re.findall(r"epoch \d+/\d+: loss \S+ \(([0-9.]+)s\)", log)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    rounds = ap.parse_args().rounds
+    ap.add_argument("--epochs", type=int, default=4)
+    args = ap.parse_args()
+    rounds = args.rounds
     started = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True).returncode != 0
     if started:
         subprocess.run(["bash", str(SCRIPT), "start"], check=True)
@@ -82,6 +109,8 @@ def main() -> int:
                 login_host=st["LOGIN_HOST"], ssh_config=st["SSH_CONFIG"], shared_workspace=st["SHARED"]))
             hand = [by_hand(st, folder) for _ in range(rounds)]
             sdk = [through_sdk(ws, target, src) for _ in range(rounds)]
+            two_nodes = epoch_seconds(ws, target, folder, 2, 1, args.epochs)
+            one_node = epoch_seconds(ws, target, folder, 1, 2, args.epochs)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     finally:
@@ -91,6 +120,10 @@ def main() -> int:
           f"({', '.join(f'{x:.2f}' for x in hand)})")
     print(f"submit -> first line, Experiment.submit:     median {statistics.median(sdk):.2f} s "
           f"({', '.join(f'{x:.2f}' for x in sdk)})")
+    two, one = statistics.median(two_nodes[1:]), statistics.median(one_node[1:])
+    print(f"sample epoch, 2 nodes x 1 rank: median {two:.2f} s ({', '.join(f'{x:.2f}' for x in two_nodes)})")
+    print(f"sample epoch, 1 node x 2 ranks: median {one:.2f} s ({', '.join(f'{x:.2f}' for x in one_node)})")
+    print(f"ratio 2 nodes / 1 node: {two / one:.2f}")
     return 0
 
 

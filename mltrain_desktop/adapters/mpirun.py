@@ -239,15 +239,21 @@ def build_mpirun_command(
     return argv
 
 
-def ssh_probe_command(host: str, connect_timeout_s: int = 5, ssh: str = "ssh") -> list[str]:
+def ssh_options(ssh_config: str | None = None, ssh_key: str | None = None) -> list[str]:
+    """ssh's own options for a target's ``ssh_config`` file (-F) and ``ssh_key`` identity (-i)."""
+    return [*(["-F", ssh_config] if ssh_config else []), *(["-i", ssh_key] if ssh_key else [])]
+
+
+def ssh_probe_command(host: str, connect_timeout_s: int = 5, ssh: str = "ssh",
+                      options: list[str] = ()) -> list[str]:
     """A command that succeeds quickly when ``host`` answers SSH with key-based login."""
-    return [ssh, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(connect_timeout_s)}",
+    return [ssh, *options, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(connect_timeout_s)}",
             "-o", "StrictHostKeyChecking=accept-new", _check_host(host), "true"]
 
 
-def default_ssh_args(connect_timeout_s: int = 10) -> str:
+def default_ssh_args(connect_timeout_s: int = 10, options: list[str] = ()) -> str:
     """What mpirun passes to ssh for remote hosts: never prompt, give up on a dead host fast."""
-    return f"-o BatchMode=yes -o ConnectTimeout={int(connect_timeout_s)}"
+    return shlex.join([*options, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(connect_timeout_s)}"])
 
 
 def display(argv: list[str]) -> str:

@@ -52,12 +52,14 @@ class LocalCompute:
                                    slots: int | None = None, startup_timeout_s: float | None = None,
                                    base_port: int | None = None, mpirun: str | None = None,
                                    mpirun_args: list | None = None, ssh_connect_timeout_s: int | None = None,
+                                   ssh_config: str | None = None, ssh_key: str | None = None,
                                    ) -> ComputeTargetProvisioningConfiguration:
-        """``hosts`` (SSH-reachable, for MPI jobs): [{'host': 'h1', 'slots': 2}], ['h1:2'] or hostfile text."""
+        """``hosts`` (SSH-reachable, for MPI jobs): [{'host': 'h1', 'slots': 2}], ['h1:2'] or hostfile text;
+        ``ssh_config`` / ``ssh_key``: the ssh_config file and private key mpirun's ssh uses for them."""
         cfg = {"max_concurrent_runs": max_concurrent_runs}
         optional = {"python": python, "hosts": hosts, "slots": slots, "startup_timeout_s": startup_timeout_s,
                     "base_port": base_port, "mpirun": mpirun, "mpirun_args": mpirun_args,
-                    "ssh_connect_timeout_s": ssh_connect_timeout_s}
+                    "ssh_connect_timeout_s": ssh_connect_timeout_s, "ssh_config": ssh_config, "ssh_key": ssh_key}
         cfg.update({k: v for k, v in optional.items() if v is not None and v != []})
         if oversubscribe:
             cfg["oversubscribe"] = True

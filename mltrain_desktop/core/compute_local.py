@@ -36,6 +36,10 @@ def validate(config: dict) -> dict:
     args = config.get("mpirun_args")
     if args is not None and not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
         raise ValueError("mpirun_args must be a list of strings")
+    for key in ("ssh_config", "ssh_key"):
+        v = config.get(key)
+        if v is not None and not (isinstance(v, str) and os.path.isfile(os.path.expanduser(v))):
+            raise ValueError(f"{key} must be the path of an existing file on this machine, got {v!r}")
     return config
 
 

@@ -14,6 +14,12 @@ Horovod at all. The target's config may hold::
     startup_timeout_s     how long every rank has to join the TensorFlow cluster (default 120)
     base_port             first of consecutive TF_CONFIG ports (default: free ports picked)
     ssh_connect_timeout_s how long a remote host has to answer SSH (default 5)
+    ssh_config            an ssh_config file for the remote hosts (ssh -F: host names, users, keys,
+                          known_hosts), used by the SSH check and by mpirun's ssh
+    ssh_key               a private key file for the remote hosts (ssh -i)
+
+Remote hosts must see the job at the same paths as this machine: the interpreter, the job kit
+and the run folder (a shared file system or the same layout); docs/distributed.md says how.
 
 Failure: mpirun stops every rank within 1-2 s when one exits non-zero or is killed; the engine
 does not wait for it: it reads the ranks' records (written by the rank launcher) and sockets on
@@ -201,12 +207,26 @@ def _local_slots(config: dict) -> int:
     return slots
 
 
-def _probe_host(host: str, timeout_s: int) -> None:
+def ssh_options(config: dict) -> list[str]:
+    """ssh's -F/-i options from the target's ``ssh_config`` / ``ssh_key``; PrepareError when a file is missing."""
+    paths = {}
+    for key in ("ssh_config", "ssh_key"):
+        value = config.get(key)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or not Path(value).expanduser().is_file():
+            raise PrepareError(f"{key} in the compute target's config must name a file on this machine, "
+                               f"got {value!r}; give the path of an existing file, or remove {key}")
+        paths[key] = str(Path(value).expanduser())
+    return mc.ssh_options(paths.get("ssh_config"), paths.get("ssh_key"))
+
+
+def _probe_host(host: str, timeout_s: int, options: list[str]) -> None:
     ssh = shutil.which("ssh")
     if ssh is None:
         raise PrepareError(f"host {host!r} is remote but ssh is not installed here; install an "
                            "OpenSSH client (mpirun starts remote ranks over SSH)")
-    cmd = mc.ssh_probe_command(host, timeout_s, ssh)
+    cmd = mc.ssh_probe_command(host, timeout_s, ssh, options)
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 5,
                              stdin=subprocess.DEVNULL)
@@ -219,6 +239,19 @@ def _probe_host(host: str, timeout_s: int) -> None:
             f"{said or 'exit code ' + str(out.returncode)}); check the name, that the host is on, "
             "and that key-based SSH login works without a prompt (ssh-copy-id)"
         )
+
+
+def _answers_ssh(host: str, state: dict) -> bool:
+    """Whether a job's remote host still answers SSH (asked once, when the job failed)."""
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        return True
+    timeout = int(state.get("ssh_connect_timeout_s") or 5)
+    try:
+        return subprocess.run(mc.ssh_probe_command(host, timeout, ssh, state.get("ssh_options") or []),
+                              capture_output=True, timeout=timeout + 5, stdin=subprocess.DEVNULL).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def max_nodes(config: dict) -> int:
@@ -285,9 +318,10 @@ class MpiBackend(Backend):
         if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 1:
             raise PrepareError(f"ssh_connect_timeout_s in the compute target's config must be a whole "
                                f"number of seconds, got {timeout!r}")
+        options = ssh_options(self.config)
         for host in remote:
             ctx.log(f"[mltrain] checking host {host} answers over SSH")
-            _probe_host(host, timeout)
+            _probe_host(host, timeout, options)
         if not (ctx.snapshot_dir / ctx.entry_script).is_file():
             raise PrepareError(f"entry script {ctx.entry_script!r} is not in the source snapshot")
 
@@ -320,7 +354,8 @@ class MpiBackend(Backend):
         argv = mc.build_mpirun_command(
             program, nodes=nodes, forward_env=forward, as_root=hasattr(os, "geteuid") and os.geteuid() == 0,
             mpirun=mpirun, workdir=workdir, oversubscribe=bool(self.config.get("oversubscribe")),
-            ssh_args=None if all_local else mc.default_ssh_args(), extra_args=list(self.config.get("mpirun_args") or []))
+            ssh_args=None if all_local else mc.default_ssh_args(options=ssh_options(self.config)),
+            extra_args=list(self.config.get("mpirun_args") or []))
         ctx.log(f"[mltrain] MPI job: {n} rank(s) on {', '.join(str(x) for x in nodes)}; TF_CONFIG workers "
                 f"{', '.join(cluster['worker'])}")
         if rank_nodes:
@@ -334,7 +369,9 @@ class MpiBackend(Backend):
         logs_dir.mkdir(parents=True, exist_ok=True)
         popen = start_process(argv, workdir, env, logs_dir / "driver.log")
         state = {"kind": "mpi", "pid": popen.pid, "create_time": process_identity(popen.pid), "token": token,
-                 "started": time.time(), "ranks": n, "ports": ports, "local": is_local,
+                 "started": time.time(), "ranks": n, "ports": ports, "local": is_local, "hosts": hosts,
+                 "ssh_options": [] if all_local else ssh_options(self.config),
+                 "ssh_connect_timeout_s": self.config.get("ssh_connect_timeout_s", 5),
                  "startup_timeout_s": startup_timeout(self.config), "logs_dir": str(logs_dir)}
         return MpiJobHandle(state, popen)
 
@@ -387,8 +424,9 @@ class MpiJobHandle(JobHandle):
             return None  # every rank ended with 0: mpirun's own exit (it flushes their output) ends the job
         # a failed rank (do not wait the 1-2 s mpirun takes to notice), or the start-up watchdog
         self._stop_all(decision.grace_s)
-        self._detail = failure_report(decision, self.logs_dir)
         self._rc = decision.exit_code
+        self._detail = (self._lost_host_report() if not all(self._state.get("local", [True])) else None) \
+            or failure_report(decision, self.logs_dir)
         return self._rc
 
     def cancel(self, grace_seconds: float = 5.0) -> None:
@@ -413,7 +451,28 @@ class MpiJobHandle(JobHandle):
         if rank is not None:
             return rl.failure_report(f"rank {rank}", how, rl.log_file(self.logs_dir, rl.task_tag(None, rank)),
                                      hint=f"mpirun stopped the other rank(s) (mpirun exit code {self._rc})")
+        lost = self._lost_host_report()
+        if lost is not None:
+            return lost
         return rl.failure_report("mpirun", rl.describe_exit(self._rc), self.logs_dir / "driver.log")
+
+    def _lost_host_report(self) -> str | None:
+        """When a rank on another host started, never reported an end and its host no longer answers
+        SSH: that host was lost (the other ranks' errors follow from it), said with what to do."""
+        statuses = rl.read_statuses(self.logs_dir)
+        local = self._state.get("local", [True] * self.n)
+        hosts = self._state.get("hosts") or [None] * self.n
+        for r in range(self.n):
+            st = statuses.get(rl.task_tag(None, r), {})
+            host = hosts[r] or st.get("host")
+            if local[r] or not st or st.get("ended") or not host or _answers_ssh(host, self._state):
+                continue
+            return rl.failure_report(
+                f"host {host} (rank {r})", "was lost mid-run: its rank never reported an end and the host no "
+                "longer answers SSH", rl.log_file(self.logs_dir, rl.task_tag(None, r)),
+                hint=f"mpirun stopped the other rank(s) (exit code {self._rc}); check that {host} is up and "
+                     "answers ssh, then submit the run again")
+        return None
 
     # -- internals ---------------------------------------------------------------------------
     def _observe(self, now: float | None) -> list[TaskObservation]:
