@@ -16,6 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "distributed"))
 from dist_helpers import DATA, SAMPLES, needs_mpirun, needs_tf  # noqa: E402
+from ssh_hosts_helpers import docker, refresh_addresses  # noqa: E402
 
 from mltrain_desktop import ComputeTarget, Experiment, LocalCompute, MpiConfiguration, TensorFlow  # noqa: E402
 from mltrain_desktop.core import Workspace  # noqa: E402
@@ -116,7 +117,6 @@ def test_ssh_files_that_do_not_exist_are_refused_when_the_target_is_made(hws, ke
 
 def _restart(ssh_hosts, index: int) -> None:
     """Brings a killed host back with its sshd (its address on the network may change)."""
-    from conftest import docker, refresh_addresses
     docker("start", ssh_hosts.containers[index])
     refresh_addresses(ssh_hosts)
 
@@ -124,7 +124,6 @@ def _restart(ssh_hosts, index: int) -> None:
 @needs_tf
 @pytest.mark.slow
 def test_a_host_that_dies_mid_run_fails_the_run_naming_it(hws, ssh_hosts):
-    from conftest import docker
     target = two_hosts(hws, ssh_hosts, name="dies")
     params = dict(SAMPLE_PARAMS, **{"--epochs": 50, "--max-train-samples": 2000})
     est = TensorFlow(source_directory=str(SAMPLES), entry_script="mwms_mnist.py", script_params=params,

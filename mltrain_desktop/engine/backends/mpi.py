@@ -458,7 +458,13 @@ class MpiJobHandle(JobHandle):
 
     def _lost_host_report(self) -> str | None:
         """When a rank on another host started, never reported an end and its host no longer answers
-        SSH: that host was lost (the other ranks' errors follow from it), said with what to do."""
+        SSH: that host was lost (the other ranks' errors follow from it), said with what to do. Asked once."""
+        if hasattr(self, "_lost"):
+            return self._lost
+        self._lost = self._find_lost_host()
+        return self._lost
+
+    def _find_lost_host(self) -> str | None:
         statuses = rl.read_statuses(self.logs_dir)
         local = self._state.get("local", [True] * self.n)
         hosts = self._state.get("hosts") or [None] * self.n
