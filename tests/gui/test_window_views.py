@@ -67,6 +67,61 @@ def test_compute_create_edit_and_delete(qtbot, window, tmp_path):  # noqa: F811
     qtbot.waitUntil(lambda: [r["name"] for r in view.model.records] == ["local"], timeout=10_000)
 
 
+def test_a_local_target_with_hosts_and_an_ssh_config(qtbot, window, tmp_path):  # noqa: F811
+    Workspace.create(tmp_path / "ws").close()
+    open_ws(qtbot, window, tmp_path / "ws")
+    view = window.show_view("compute")
+    qtbot.waitUntil(lambda: [r["name"] for r in view.model.records] == ["local"], timeout=10_000)
+    dlg = view.open_create_dialog()
+    dlg.name_edit.setText("two-hosts")
+    dlg.hosts_edit.setText("node1:2, node2:2")
+    dlg.ssh_config_edit.setText(str(tmp_path / "no-such-config"))
+    qtbot.mouseClick(dlg.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "ssh_config must be the path of an existing file" in dlg.error.text(), timeout=10_000)
+    assert dlg.isVisible() and "two-hosts" not in [r["name"] for r in view.model.records]
+    config = tmp_path / "ssh_config"
+    config.write_text("Host node1\n  HostName 10.0.0.1\nHost node2\n  HostName 10.0.0.2\n")
+    dlg.ssh_config_edit.setText(str(config))
+    qtbot.mouseClick(dlg.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.isVisible(), timeout=15_000)
+    qtbot.waitUntil(lambda: "two-hosts" in [r["name"] for r in view.model.records], timeout=10_000)
+    ws = Workspace(tmp_path / "ws")
+    cfg = ws.compute_targets["two-hosts"].config
+    ws.close()
+    assert cfg["ssh_config"] == str(config)
+    assert cfg["hosts"] == [{"host": "node1", "slots": 2}, {"host": "node2", "slots": 2}]
+    qtbot.waitUntil(lambda: view.selected_name() == "two-hosts", timeout=10_000)
+    edit = view.open_edit_dialog()
+    assert edit.ssh_config_edit.text() == str(config) and edit.hosts_edit.text() == "node1:2, node2:2"
+    edit.reject()
+
+
+def test_editing_a_target_keeps_the_settings_the_form_does_not_show(qtbot, window, tmp_path):  # noqa: F811
+    from mltrain_desktop.core.compute import ComputeTarget, LocalCompute
+    ws = Workspace.create(tmp_path / "ws")
+    mpi_args = ["--mca", "btl_tcp_if_include", "10.0.0.0/24"]
+    ComputeTarget.create(ws, "hosts", LocalCompute.provisioning_configuration(
+        hosts=["node1:1"], mpirun_args=mpi_args, startup_timeout_s=30, python=sys.executable))
+    ws.close()
+    open_ws(qtbot, window, tmp_path / "ws")
+    view = window.show_view("compute")
+    qtbot.waitUntil(lambda: "hosts" in [r["name"] for r in view.model.records], timeout=10_000)
+    row = [r["name"] for r in view.model.records].index("hosts")
+    view.table.selectRow(row)
+    qtbot.waitUntil(lambda: view.selected_name() == "hosts", timeout=10_000)
+    edit = view.open_edit_dialog()
+    edit.hosts_edit.setText("node1:1, node2:1")
+    edit.python_edit.setText("")
+    qtbot.mouseClick(edit.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not edit.isVisible(), timeout=15_000)
+    ws = Workspace(tmp_path / "ws")
+    cfg = ws.compute_targets["hosts"].config
+    ws.close()
+    assert cfg["hosts"] == [{"host": "node1", "slots": 1}, {"host": "node2", "slots": 1}]
+    assert cfg["mpirun_args"] == mpi_args and cfg["startup_timeout_s"] == 30
+    assert "python" not in cfg  # a field the form shows and the user cleared is cleared
+
+
 def test_compare_runs_and_workspace_overview(qtbot, window, tmp_path):  # noqa: F811
     path = make_workspace_with_runs(tmp_path, runs=2)
     open_ws(qtbot, window, path)

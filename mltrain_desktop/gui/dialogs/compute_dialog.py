@@ -1,6 +1,7 @@
 """Create or edit a compute target (local processes; Docker when the engine module is present)."""
 from __future__ import annotations
 
+import os
 import sys
 
 import importlib
@@ -59,8 +60,24 @@ def parse_hosts(text: str) -> list[dict]:
     return hosts
 
 
-def save_target(ws, state, name: str, kind: str, options: dict, creating: bool) -> dict:
-    """Worker: ComputeTarget.create (validate + probe), as the SDK and CLI do."""
+def _stored_hosts(value) -> list:
+    """A target's hosts in any form the SDK stores them ([{'host', 'slots'}], ['h:2'], hostfile text)."""
+    from ...adapters.mpirun import HostsError, parse_hosts as parse_host_list
+    try:
+        return parse_host_list(value)
+    except HostsError:
+        return []
+
+
+# The config keys each kind's form shows; editing keeps every other key the target has (mpirun_args,
+# ssh_key, startup_timeout_s, azure_type, ...), so that saving the form loses nothing it does not show.
+FORM_KEYS = {"local": {"max_concurrent_runs", "python", "hosts", "ssh_config", "oversubscribe"},
+             "docker": {"max_concurrent_runs", "base_url", "image", "gpus", "shm_size", "cpus", "memory_gb"}}
+
+
+def save_target(ws, state, name: str, kind: str, options: dict, creating: bool, kept: dict | None = None) -> dict:
+    """Worker: ComputeTarget.create (validate + probe), as the SDK and CLI do; ``kept``: the edited
+    target's settings that the form does not show."""
     from ...app.queries import target_exists
     from ...core.compute import ComputeTarget, LocalCompute
     from ...core.compute_target import ComputeTargetException
@@ -74,6 +91,7 @@ def save_target(ws, state, name: str, kind: str, options: dict, creating: bool) 
         cfg = DockerCompute.provisioning_configuration(**options)
     else:
         raise ComputeTargetException(f"unknown compute kind {kind!r}")
+    cfg.config = {**(kept or {}), **cfg.config}
     t = ComputeTarget.create(ws, name, cfg, overwrite=not creating)  # editing replaces the target's configuration
     return t.as_dict()
 
@@ -147,8 +165,15 @@ class ComputeDialog(QDialog):
         py_row = QHBoxLayout()
         py_row.addWidget(self.python_edit, 1)
         py_row.addWidget(browse)
-        self.hosts_edit = QLineEdit(", ".join(f"{h['host']}:{h.get('slots', 1)}" for h in cfg.get("hosts", [])))
+        self.hosts_edit = QLineEdit(", ".join(str(h) for h in _stored_hosts(cfg.get("hosts"))))
         self.hosts_edit.setPlaceholderText("optional, for MPI across machines: host1:4, host2:4")
+        self.ssh_config_edit = QLineEdit(cfg.get("ssh_config", ""))
+        self.ssh_config_edit.setPlaceholderText("optional: an ssh_config file for the hosts (addresses, user, key)")
+        ssh_browse = QPushButton("Browse…")
+        ssh_browse.clicked.connect(self._browse_ssh_config)
+        ssh_row = QHBoxLayout()
+        ssh_row.addWidget(self.ssh_config_edit, 1)
+        ssh_row.addWidget(ssh_browse)
         self.oversubscribe = QCheckBox("Allow more MPI ranks than cores (oversubscribe)")
         self.oversubscribe.setChecked(bool(cfg.get("oversubscribe")))
         local = QWidget()
@@ -156,6 +181,7 @@ class ComputeDialog(QDialog):
         lf.setContentsMargins(0, 0, 0, 0)
         lf.addRow("Python interpreter", py_row)
         lf.addRow("Hosts", self.hosts_edit)
+        lf.addRow("SSH config", ssh_row)
         lf.addRow("", self.oversubscribe)
         return local
 
@@ -196,6 +222,11 @@ class ComputeDialog(QDialog):
         if path:
             self.python_edit.setText(path)
 
+    def _browse_ssh_config(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "ssh_config file for the hosts", os.path.expanduser("~/.ssh"))
+        if path:
+            self.ssh_config_edit.setText(path)
+
     def options(self) -> dict:
         """The provisioning options from the form; raises ValueError for what the form can check."""
         kind = self.kind_combo.currentText()
@@ -206,6 +237,8 @@ class ComputeDialog(QDialog):
             hosts = parse_hosts(self.hosts_edit.text())
             if hosts:
                 opts["hosts"] = hosts
+            if self.ssh_config_edit.text().strip():
+                opts["ssh_config"] = self.ssh_config_edit.text().strip()
             if self.oversubscribe.isChecked():
                 opts["oversubscribe"] = True
         else:
@@ -238,7 +271,9 @@ class ComputeDialog(QDialog):
         set_error(self.error, None)
         self.status.setText("Validating and probing the target…")
         self.save_button.setEnabled(False)
-        self.task = self.ctx.bridge.run(save_target, name, self.kind_combo.currentText(), opts, self.record is None,
+        kind = self.kind_combo.currentText()
+        kept = {k: v for k, v in (self.record or {}).get("config", {}).items() if k not in FORM_KEYS.get(kind, ())}
+        self.task = self.ctx.bridge.run(save_target, name, kind, opts, self.record is None, kept,
                                         on_done=self._done, on_error=self._failed)
 
     def _done(self, d: dict) -> None:
