@@ -34,8 +34,10 @@ def hws(ssh_hosts, tmp_path):
     """A workspace in the folder the hosts see at the same path; unfinished runs cancelled after."""
     w = Workspace.create(Path(ssh_hosts.shared) / tmp_path.name)
     yield w
-    for (rid,) in w.db.execute("SELECT id FROM runs WHERE status NOT IN ('Completed','Failed','Canceled')"):
+    rows = w.db.execute("SELECT id FROM runs WHERE status NOT IN ('Completed','Failed','Canceled')").fetchall()
+    for (rid,) in rows:
         Run.get(w, rid).cancel(wait_seconds=30)
+    w.close()
 
 
 def two_hosts(ws, ssh_hosts, name="two-hosts", **over):
