@@ -221,23 +221,28 @@ def ssh_options(config: dict) -> list[str]:
     return mc.ssh_options(paths.get("ssh_config"), paths.get("ssh_key"))
 
 
+def _ssh_check(host: str, timeout_s: int, ssh: str, options: list[str]) -> tuple[list[str], str | None]:
+    """Runs the SSH probe: (its command, None when the host answered, else what went wrong)."""
+    cmd = mc.ssh_probe_command(host, timeout_s, ssh, options)
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 5, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return cmd, "no answer"
+    if out.returncode == 0:
+        return cmd, None
+    return cmd, (out.stderr.strip().splitlines() or [""])[-1] or f"exit code {out.returncode}"
+
+
 def _probe_host(host: str, timeout_s: int, options: list[str]) -> None:
     ssh = shutil.which("ssh")
     if ssh is None:
         raise PrepareError(f"host {host!r} is remote but ssh is not installed here; install an "
                            "OpenSSH client (mpirun starts remote ranks over SSH)")
-    cmd = mc.ssh_probe_command(host, timeout_s, ssh, options)
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 5,
-                             stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        out = None
-    if out is None or out.returncode != 0:
-        said = (out.stderr.strip().splitlines() or [""])[-1] if out is not None else "no answer"
+    cmd, said = _ssh_check(host, timeout_s, ssh, options)
+    if said is not None:
         raise PrepareError(
-            f"host {host!r} did not answer over SSH within {timeout_s} s ({mc.display(cmd)}: "
-            f"{said or 'exit code ' + str(out.returncode)}); check the name, that the host is on, "
-            "and that key-based SSH login works without a prompt (ssh-copy-id)"
+            f"host {host!r} did not answer over SSH within {timeout_s} s ({mc.display(cmd)}: {said}); "
+            "check the name, that the host is on, and that key-based SSH login works without a prompt (ssh-copy-id)"
         )
 
 
@@ -247,11 +252,7 @@ def _answers_ssh(host: str, state: dict) -> bool:
     if ssh is None:
         return True
     timeout = int(state.get("ssh_connect_timeout_s") or 5)
-    try:
-        return subprocess.run(mc.ssh_probe_command(host, timeout, ssh, state.get("ssh_options") or []),
-                              capture_output=True, timeout=timeout + 5, stdin=subprocess.DEVNULL).returncode == 0
-    except subprocess.TimeoutExpired:
-        return False
+    return _ssh_check(host, timeout, ssh, state.get("ssh_options") or [])[1] is None
 
 
 def max_nodes(config: dict) -> int:
@@ -330,6 +331,7 @@ class MpiBackend(Backend):
         nodes, rank_nodes = self.layout(ctx)
         local = _local_names()
         all_local = all(mc.is_local_host(n.host, local) for n in nodes)
+        options = [] if all_local else ssh_options(self.config)
         hosts = mc.rank_hosts(nodes)
         n = len(hosts)
         is_local = [mc.is_local_host(h, local) for h in hosts]
@@ -354,7 +356,7 @@ class MpiBackend(Backend):
         argv = mc.build_mpirun_command(
             program, nodes=nodes, forward_env=forward, as_root=hasattr(os, "geteuid") and os.geteuid() == 0,
             mpirun=mpirun, workdir=workdir, oversubscribe=bool(self.config.get("oversubscribe")),
-            ssh_args=None if all_local else mc.default_ssh_args(options=ssh_options(self.config)),
+            ssh_args=None if all_local else mc.default_ssh_args(options=options),
             extra_args=list(self.config.get("mpirun_args") or []))
         ctx.log(f"[mltrain] MPI job: {n} rank(s) on {', '.join(str(x) for x in nodes)}; TF_CONFIG workers "
                 f"{', '.join(cluster['worker'])}")
@@ -370,7 +372,7 @@ class MpiBackend(Backend):
         popen = start_process(argv, workdir, env, logs_dir / "driver.log")
         state = {"kind": "mpi", "pid": popen.pid, "create_time": process_identity(popen.pid), "token": token,
                  "started": time.time(), "ranks": n, "ports": ports, "local": is_local, "hosts": hosts,
-                 "ssh_options": [] if all_local else ssh_options(self.config),
+                 "ssh_options": options,
                  "ssh_connect_timeout_s": self.config.get("ssh_connect_timeout_s", 5),
                  "startup_timeout_s": startup_timeout(self.config), "logs_dir": str(logs_dir)}
         return MpiJobHandle(state, popen)
@@ -397,6 +399,8 @@ class MpiJobHandle(JobHandle):
         self.n = int(state["ranks"])
         self._rc: int | None = None
         self._detail: str | None = None
+        self._lost: str | None = None
+        self._lost_asked = False
         local = state.get("local", [])
         tags = [rl.task_tag(None, r) for r in range(self.n)]
         # the start-up watchdog sees only the sockets of the ranks on this machine
@@ -425,8 +429,7 @@ class MpiJobHandle(JobHandle):
         # a failed rank (do not wait the 1-2 s mpirun takes to notice), or the start-up watchdog
         self._stop_all(decision.grace_s)
         self._rc = decision.exit_code
-        self._detail = (self._lost_host_report() if not all(self._state.get("local", [True])) else None) \
-            or failure_report(decision, self.logs_dir)
+        self._detail = self._lost_host_report() or failure_report(decision, self.logs_dir)
         return self._rc
 
     def cancel(self, grace_seconds: float = 5.0) -> None:
@@ -459,9 +462,8 @@ class MpiJobHandle(JobHandle):
     def _lost_host_report(self) -> str | None:
         """When a rank on another host started, never reported an end and its host no longer answers
         SSH: that host was lost (the other ranks' errors follow from it), said with what to do. Asked once."""
-        if hasattr(self, "_lost"):
-            return self._lost
-        self._lost = self._find_lost_host()
+        if not self._lost_asked:
+            self._lost, self._lost_asked = self._find_lost_host(), True
         return self._lost
 
     def _find_lost_host(self) -> str | None:
