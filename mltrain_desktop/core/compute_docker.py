@@ -22,7 +22,7 @@ class DockerCompute:
                                    cpus: float | None = None, memory_gb: float | None = None,
                                    gpus: str | int | list = "all", ca_certificates: str | None = None,
                                    pip_index_url: str | None = None, network: str | None = None,
-                                   max_concurrent_runs: int = 1):
+                                   max_concurrent_runs: int = 1, mpi_launcher: str | None = None):
         """Describes a Docker target.
 
         base_url: None (DOCKER_HOST or the default socket), ``unix:///path``, ``tcp://host:2376``
@@ -35,11 +35,16 @@ class DockerCompute:
         ca_certificates: a PEM bundle the environment build trusts (networks that intercept TLS).
         pip_index_url: the index the environment build installs pip packages from.
         network: the container network; "host" only when you ask for it.
+        mpi_launcher: how MPI-configured runs start their ranks: "containers" (the default: one
+            container per rank, each with its TF_CONFIG; no mpirun) or "mpirun" (node_count node
+            containers running sshd, and Open MPI's mpirun starting the ranks on them over SSH, as
+            on a cluster: Horovod works; the image gets an OpenSSH + Open MPI layer, built once).
         """
         cfg: dict = {"shm_size": shm_size, "gpus": gpus, "max_concurrent_runs": max_concurrent_runs}
         for key, value in (("base_url", base_url), ("image", image), ("cpus", cpus),
                            ("memory_gb", memory_gb), ("ca_certificates", ca_certificates),
-                           ("pip_index_url", pip_index_url), ("network", network)):
+                           ("pip_index_url", pip_index_url), ("network", network),
+                           ("mpi_launcher", mpi_launcher)):
             if value is not None:
                 cfg[key] = value
         if tls:

@@ -74,6 +74,11 @@ def normalize_gpus(gpus) -> str | int | list[str]:
     raise ValueError(f"gpus must be 'all', a number of GPUs or a list of device ids, got {gpus!r}")
 
 
+MPI_LAUNCHER_CONTAINERS = "containers"
+MPI_LAUNCHER_MPIRUN = "mpirun"
+MPI_LAUNCHERS = (MPI_LAUNCHER_CONTAINERS, MPI_LAUNCHER_MPIRUN)
+
+
 def validate(config: dict) -> dict:
     cfg = dict(config)
     url = cfg.get("base_url")
@@ -124,6 +129,13 @@ def validate(config: dict) -> dict:
     n = cfg.get("max_concurrent_runs", 1)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"max_concurrent_runs must be a whole number of at least 1, got {n!r}")
+    launcher = cfg.get("mpi_launcher")
+    if launcher not in (None, *MPI_LAUNCHERS):
+        raise ValueError(f"mpi_launcher {launcher!r} must be {MPI_LAUNCHER_CONTAINERS!r} (one container per rank, "
+                         f"with TF_CONFIG) or {MPI_LAUNCHER_MPIRUN!r} (node containers with sshd, mpirun over SSH)")
+    extra = cfg.get("mpirun_args")
+    if extra is not None and (not isinstance(extra, (list, tuple)) or not all(isinstance(a, str) for a in extra)):
+        raise ValueError(f"mpirun_args must be a list of strings such as ['--mca', 'btl', '^openib'], got {extra!r}")
     return cfg
 
 
@@ -368,4 +380,5 @@ def probe(config: dict, check_image: bool = True) -> dict:
 
 __all__ = ["DockerEngineError", "validate", "probe", "api_client", "docker_client", "client_over",
            "for_each_engine", "EngineSilence", "ENGINE_PATIENCE_S",
-           "explain_engine_error", "normalize_gpus", "nvidia_support", "DEFAULT_IMAGE", "NVIDIA_TOOLKIT_HINT"]
+           "explain_engine_error", "normalize_gpus", "nvidia_support", "DEFAULT_IMAGE", "NVIDIA_TOOLKIT_HINT",
+           "MPI_LAUNCHERS", "MPI_LAUNCHER_CONTAINERS", "MPI_LAUNCHER_MPIRUN"]

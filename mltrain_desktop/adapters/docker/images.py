@@ -11,6 +11,7 @@ by pruning anything else.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import hashlib
@@ -319,24 +320,7 @@ def ensure_environment_image(api, spec: EnvironmentSpec, *, log: Callable[[str],
         return EnvironmentImage(spec.base_image, base_id, "", True, time.monotonic() - t0, spec)
     h = environment_hash(spec, base_id)
     tag = f"{ENV_REPOSITORY}:{h[:16]}"
-    lock = None
-    if lock_dir is not None:
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(lock_dir / f"docker-{h[:16]}.lock", "w")
-        said = False
-        while True:  # a concurrent build of the same spec finishes first
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not said:
-                    log(f"[mltrain] waiting for another build of environment image {tag} to finish")
-                    said = True
-                if cancelled():
-                    lock.close()
-                    raise BuildCanceled() from None
-                time.sleep(0.5)
-    try:
+    with build_lock(lock_dir, f"docker-{h[:16]}", tag, log, cancelled):
         found = _find_tag(api, tag)
         if found is not None:
             log(f"[mltrain] environment image {tag} found in cache ({_short(found['Id'])}, built "
@@ -352,9 +336,31 @@ def ensure_environment_image(api, spec: EnvironmentSpec, *, log: Callable[[str],
         image_id = _run_build(api, tag, build_context(text, ca_pem), log, cancelled, network, base_id)
         log(f"[mltrain] environment image {tag} built in {time.monotonic() - t0:.1f}s ({_short(image_id)})")
         return EnvironmentImage(tag, image_id, h, False, time.monotonic() - t0, spec)
-    finally:
-        if lock is not None:
-            lock.close()
+
+
+@contextlib.contextmanager
+def build_lock(lock_dir: Path | None, name: str, tag: str, log: Callable[[str], None],
+               cancelled: Callable[[], bool] = lambda: False):
+    """Holds ``<lock_dir>/<name>.lock`` while an image is found or built, so a concurrent build of the
+    same image finishes first; raises BuildCanceled when the run is canceled while waiting."""
+    if lock_dir is None:
+        yield
+        return
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{name}.lock", "w") as lock:
+        said = False
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not said:
+                    log(f"[mltrain] waiting for another build of image {tag} to finish")
+                    said = True
+                if cancelled():
+                    raise BuildCanceled() from None
+                time.sleep(0.5)
+        yield
 
 
 def _run_build(api, tag: str, context: bytes, log, cancelled, network, base_id) -> str:
@@ -441,4 +447,4 @@ def _remove_failed(api, tag, blog: _BuildLog, base_id, log) -> None:
 
 __all__ = ["EnvironmentSpec", "EnvironmentImage", "BuildCanceled", "environment_spec", "environment_hash",
            "environment_tag", "dockerfile", "build_context", "ensure_base_image", "ensure_environment_image",
-           "remove_build_leftovers", "ENV_REPOSITORY"]
+           "remove_build_leftovers", "ENV_REPOSITORY", "build_lock"]

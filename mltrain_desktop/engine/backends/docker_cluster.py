@@ -25,6 +25,7 @@ the domain's MpiPolicy and PsPolicy; the network and its clean-up are in
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -32,21 +33,39 @@ from pathlib import Path
 
 from .. import rank_launcher as rl
 from ...adapters.docker import labels as lb
-from ...adapters.docker.engine import NVIDIA_TOOLKIT_HINT, client_over, is_local_engine
+from ...adapters.docker.engine import MPI_LAUNCHER_MPIRUN, NVIDIA_TOOLKIT_HINT, client_over, is_local_engine
 from ...domain import distribution as dd
 from .base import JobContext, JobHandle, PrepareError
 from .docker import DockerBackend
 from .docker_cluster_handle import KIND_MPI, KIND_PS, DockerClusterHandle
+from .docker_mpirun_handle import KIND_MPIRUN, DockerMpirunHandle
 from .docker_cluster_network import clean_orphan_networks, clean_orphan_networks_for_targets, remove_network
 from .docker_cluster_specs import (TASK_PORT, cluster_spec, mpi_tasks, network_create_kwargs, network_name, ps_tasks,
                                    run_slug, task_container_kwargs, task_container_name)
+from . import docker_mpirun_specs as ms
 from .mpi import checked_distribution, startup_timeout
+from ...adapters import mpirun as mc
+
+
+@dataclasses.dataclass
+class ClusterPlan:
+    """What a launch makes: the state kind, each container's create kwargs and tag, what to log, extra state."""
+    kind: str
+    specs: list[dict]
+    tags: list[str]
+    said: list[str]
+    state: dict = dataclasses.field(default_factory=dict)
+
+
+def handle_class(kind: str) -> type[DockerClusterHandle]:
+    return DockerMpirunHandle if kind == KIND_MPIRUN else DockerClusterHandle
 
 
 # -- the backends -----------------------------------------------------------------------------
 
 class _DockerClusterBackend(DockerBackend):
     state_kind = "abstract"
+    state_kinds: tuple[str, ...] = ()  # the handle kinds reattach takes
     distribution_kind: type[dd.MpiDistribution] | type[dd.PsDistribution]
 
     def distribution(self, ctx: JobContext) -> dd.MpiDistribution | dd.PsDistribution:
@@ -79,46 +98,52 @@ class _DockerClusterBackend(DockerBackend):
             if self.image is None:
                 raise PrepareError("the environment image was not prepared (the build was canceled)")
         api = self.api
-        tasks = self.tasks(ctx)
-        cluster = cluster_spec(ctx.run_id, tasks)
         token = f"{ctx.run_id}-{secrets.token_hex(4)}"
-        world = len(tasks) if self.state_kind == KIND_MPI else None
-        specs = [task_container_kwargs(ctx, self.image, t, i, cluster, token=token, world_size=world,
-                                       uid=self.uid, gid=self.gid, config=self.config) for t, i in tasks]
-        tags = [rl.task_tag(t, i) for t, i in tasks]
-        self._remove_stale_cluster(ctx, [k["name"] for k in specs])
-        what = (f"{len(tasks)} rank(s)" if self.state_kind == KIND_MPI else
-                f"{sum(t == 'ps' for t, _ in tasks)} ps, {sum(t == 'worker' for t, _ in tasks)} worker(s), 1 chief")
-        ctx.log(f"[mltrain] {'MPI' if self.state_kind == KIND_MPI else 'parameter-server'} job on Docker: "
-                f"{what}, one container each on network {network_name(ctx.run_id)}; cluster "
-                + json.dumps(cluster))
+        plan = self.plan(ctx, token)
+        self._remove_stale_cluster(ctx, [k["name"] for k in plan.specs])
+        for line in plan.said:
+            ctx.log(line)
         try:
             net = api.create_network(**network_create_kwargs(ctx))
         except docker.errors.APIError as exc:
             raise PrepareError(f"creating the run's network {network_name(ctx.run_id)} failed: "
                                f"{exc.explanation or exc}") from exc
-        state = {"kind": self.state_kind, "run_id": ctx.run_id,
+        specs = plan.specs
+        state = {"kind": plan.kind, "run_id": ctx.run_id,
                  "workspace": lb.workspace_value(ctx.workspace_dir),
                  "network_id": net["Id"], "network_name": network_name(ctx.run_id), "tasks": [],
                  "port": TASK_PORT, "token": token, "image": self.image, "engine": self._engine(),
                  "gpus": specs[0]["environment"].get("MLTRAIN_GPUS"), "local_engine": is_local_engine(self.config),
-                 "startup_timeout_s": startup_timeout(self.config), "logs_dir": str(ctx.logs_dir)}
+                 "startup_timeout_s": startup_timeout(self.config), "logs_dir": str(ctx.logs_dir), **plan.state}
         client = client_over(api)
         try:
-            for tag, kwargs in zip(tags, specs):
+            for tag, kwargs in zip(plan.tags, specs):
                 container = self._create(client, kwargs)
                 state["tasks"].append({"tag": tag, "container_id": container.id, "container_name": kwargs["name"]})
             for t in state["tasks"]:
                 self._start(api, t["container_id"], t["container_name"])
         except BaseException:
-            DockerClusterHandle(api, state, ctx, start_pumps=False).cancel(0)
+            handle_class(plan.kind)(api, state, ctx, start_pumps=False).cancel(0)
             raise
         state["started"] = time.time()
         self._record_tags(ctx, {"docker.image": self.image, "docker.network": state["network_name"],
                                 "docker.containers": ",".join(t["container_name"] for t in state["tasks"])})
         ctx.log(f"[mltrain] containers started from {self.image} as user {specs[0]['user']}: "
                 + ", ".join(f"{t['container_name']} ({t['container_id'][:12]})" for t in state["tasks"]))
-        return DockerClusterHandle(api, state, ctx)
+        return handle_class(plan.kind)(api, state, ctx)
+
+    def plan(self, ctx: JobContext, token: str) -> "ClusterPlan":
+        """The run's containers (one per rank or task, each with its TF_CONFIG), before anything is made."""
+        tasks = self.tasks(ctx)
+        cluster = cluster_spec(ctx.run_id, tasks)
+        world = len(tasks) if self.state_kind == KIND_MPI else None
+        specs = [task_container_kwargs(ctx, self.image, t, i, cluster, token=token, world_size=world,
+                                       uid=self.uid, gid=self.gid, config=self.config) for t, i in tasks]
+        what = (f"{len(tasks)} rank(s)" if self.state_kind == KIND_MPI else
+                f"{sum(t == 'ps' for t, _ in tasks)} ps, {sum(t == 'worker' for t, _ in tasks)} worker(s), 1 chief")
+        said = (f"[mltrain] {'MPI' if self.state_kind == KIND_MPI else 'parameter-server'} job on Docker: "
+                f"{what}, one container each on network {network_name(ctx.run_id)}; cluster " + json.dumps(cluster))
+        return ClusterPlan(self.state_kind, specs, [rl.task_tag(t, i) for t, i in tasks], [said])
 
     def _start(self, api, container_id: str, name: str) -> None:
         import docker
@@ -150,7 +175,7 @@ class _DockerClusterBackend(DockerBackend):
 
     # -- reattach --------------------------------------------------------------------------------
     def reattach(self, ctx: JobContext, state: dict) -> JobHandle | None:
-        if state.get("kind") != self.state_kind or not state.get("tasks"):
+        if state.get("kind") not in self.state_kinds or not state.get("tasks"):
             return None
         api = self.api
         ids = {t["container_id"] for t in state["tasks"]}
@@ -161,19 +186,63 @@ class _DockerClusterBackend(DockerBackend):
                     "are gone (removed while no supervisor watched them)")
             remove_network(api, state.get("network_id"), ctx.log)
             return None
-        return DockerClusterHandle(api, state, ctx, reattached=True)
+        return handle_class(state["kind"])(api, state, ctx, reattached=True)
 
 
 class DockerMpiBackend(_DockerClusterBackend):
     """MPI-configured jobs: one container per rank, each with its TF_CONFIG (no mpirun)."""
     kind = "docker_mpi"
     state_kind = KIND_MPI
+    state_kinds = (KIND_MPI, KIND_MPIRUN)
 
     distribution_kind = dd.MpiDistribution
+
+    @property
+    def over_ssh(self) -> bool:
+        """The target's ``mpi_launcher="mpirun"``: node containers with sshd, and mpirun over SSH."""
+        return self.config.get("mpi_launcher") == MPI_LAUNCHER_MPIRUN
+
+    def prepare(self, ctx: JobContext) -> None:
+        super().prepare(ctx)
+        if not self.over_ssh or self.image is None:
+            return
+        from ...adapters.docker.images import BuildCanceled
+        from ...adapters.docker.mpi_image import ensure_mpi_image
+        from .docker import _cancel_checker
+        try:
+            self.image = ensure_mpi_image(self.api, self.image, uid=self.uid, gid=self.gid, log=ctx.log,
+                                          cancelled=_cancel_checker(ctx), network=self.config.get("network"),
+                                          lock_dir=Path(ctx.workspace_dir) / "envs")
+        except BuildCanceled:
+            ctx.log("[mltrain] MPI layer build canceled; nothing was left behind")
+            self.image = None
+
+    def plan(self, ctx: JobContext, token: str) -> ClusterPlan:
+        if not self.over_ssh:
+            return super().plan(ctx, token)
+        dist = self.distribution(ctx)
+        nodes = ms.nodes_plan(ctx.run_id, dist.node_count, dist.process_count_per_node)
+        image_env = (self.api.inspect_image(self.image).get("Config") or {}).get("Env") or []
+        specs = [ms.node_container_kwargs(ctx, self.image, k, uid=self.uid, gid=self.gid, config=self.config)
+                 for k in range(dist.node_count)]
+        launcher = ms.launcher_container_kwargs(ctx, self.image, nodes, token=token, image_env=image_env,
+                                                uid=self.uid, gid=self.gid, config=self.config,
+                                                ssh_wait_s=startup_timeout(self.config))
+        workers = json.loads(launcher["environment"][rl.ENV_CLUSTER])["worker"]
+        said = [f"[mltrain] MPI job on Docker through mpirun over SSH: {dist.rank_count} rank(s) on "
+                f"{dist.node_count} node container(s) ({', '.join(str(n) for n in nodes)}) on network "
+                f"{network_name(ctx.run_id)}; TF_CONFIG workers {', '.join(workers)}",
+                f"[mltrain] {launcher['name']} waits for every node's sshd, then runs: "
+                + mc.display(launcher["command"])]
+        return ClusterPlan(KIND_MPIRUN, [*specs, launcher],
+                           [ms.node_tag(k) for k in range(dist.node_count)] + [ms.LAUNCHER_TAG], said,
+                           {"rank_nodes": ms.rank_nodes(nodes), "ports": ms.rank_ports(nodes)})
 
     def notes(self, ctx: JobContext) -> None:
         super().notes(ctx)
         dist = self.distribution(ctx)
+        if self.over_ssh:
+            return
         if dist.node_count > 1:
             ctx.log(f"[mltrain] note: node_count={dist.node_count}: the target is one Docker engine, so all "
                     f"{dist.rank_count} ranks run there, one container each")
@@ -192,6 +261,7 @@ class DockerParameterServerBackend(_DockerClusterBackend):
     """Parameter-server jobs: one container per ps, worker and chief task."""
     kind = "docker_parameter_server"
     state_kind = KIND_PS
+    state_kinds = (KIND_PS,)
     distribution_kind = dd.PsDistribution
 
 

@@ -142,7 +142,10 @@ class DockerClusterHandle(JobHandle):
             self._teardown(0)
             return self._finish(-1)
         self._observe(listing)
-        now = time.time()
+        return self._judge(time.time())
+
+    def _judge(self, now: float) -> int | None:
+        """After a look at the containers: the run's exit code once the rules say it is over, else None."""
         decision = self.policy.decide(self._looks(now), now)
         if decision is None:
             return None
@@ -227,7 +230,7 @@ class DockerClusterHandle(JobHandle):
         for tag in self.policy.watched:
             if tag in self.policy.joined:
                 seen[tag] = True
-            elif tag in self._ended:
+            elif self._container_of(tag) in self._ended:
                 seen[tag] = False
             else:
                 listening = self._listening(tag)
@@ -237,18 +240,28 @@ class DockerClusterHandle(JobHandle):
                 seen[tag] = listening
         return seen
 
+    INIT_MARK = b"rank_launcher"  # in the cmdline of the container's first process
+
+    def _container_of(self, tag: str) -> str:
+        """The container (its tag) whose network the watched task ``tag`` listens in."""
+        return tag
+
+    def _port_of(self, tag: str) -> int:
+        return int(self._state.get("port", TASK_PORT))
+
     def _listening(self, tag: str) -> bool | None:
         """Is the task's server listening? None: this cannot be seen from here (stop watching)."""
-        pid = self._pids.get(tag)
+        box = self._container_of(tag)
+        pid = self._pids.get(box)
         if not pid:
             return False
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if b"rank_launcher" not in fh.read():
+                if self.INIT_MARK not in fh.read():
                     return None  # not the container's process (another PID namespace): cannot tell
         except OSError:  # it ended meanwhile, or its pid is not visible here (an engine in a VM)
             try:
-                st = self.api.inspect_container(self.tasks[tag]["container_id"]).get("State") or {}
+                st = self.api.inspect_container(self.tasks[box]["container_id"]).get("State") or {}
             except Exception:  # noqa: BLE001
                 return False
             return None if st.get("Running") and int(st.get("Pid") or 0) == pid else False
@@ -263,7 +276,7 @@ class DockerClusterHandle(JobHandle):
                 continue
         if not readable:
             return None
-        return int(self._state.get("port", TASK_PORT)) in ports
+        return self._port_of(tag) in ports
 
     def _address(self, tag: str) -> str:
         return tfc.address(self.tasks[tag]["container_name"], int(self._state.get("port", TASK_PORT)))

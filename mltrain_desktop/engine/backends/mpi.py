@@ -388,6 +388,34 @@ _MPIRUN_EXIT = re.compile(r"Process name: \[\[\d+,\d+\],(\d+)\]\s*\n\s*Exit code
 _MPIRUN_SIGNAL = re.compile(r"process rank (\d+) with PID \d+ on node (\S+) exited on signal (\d+)")
 
 
+def rank_observation(tag: str, status: dict, address: str, listening: bool | None,
+                     where: str = "") -> TaskObservation:
+    """One rank as the MPI rules need it, from its launcher's record (``status``, {} before it ends)."""
+    look = TaskObservation(tag, address=address, listening=listening, where=where)
+    if status.get("ended"):
+        code, sig = status.get("exit_code"), status.get("signal")
+        look = dataclasses.replace(
+            look, ended=True, exit_code=128 + sig if sig else code, ended_at=status["ended"],
+            how=rl.describe_exit(code, sig), stopped=bool(status.get("stopped")))
+    return look
+
+
+def mpirun_rank_report(logs_dir: Path, rc: int | None) -> str | None:
+    """When a rank's launcher died (SIGKILL) and wrote nothing: mpirun's own report of that rank, from
+    driver.log, with the rank's log; None when mpirun named no rank."""
+    driver = "\n".join(rl.tail(logs_dir / "driver.log", 200))
+    m = _MPIRUN_SIGNAL.search(driver)
+    if m:
+        rank, how = int(m.group(1)), rl.describe_exit(None, int(m.group(3)))
+    else:
+        m = _MPIRUN_EXIT.search(driver)
+        rank, how = (int(m.group(1)), rl.describe_exit(int(m.group(2)))) if m else (None, None)
+    if rank is None:
+        return None
+    return rl.failure_report(f"rank {rank}", how, rl.log_file(logs_dir, rl.task_tag(None, rank)),
+                             hint=f"mpirun stopped the other rank(s) (mpirun exit code {rc})")
+
+
 class MpiJobHandle(JobHandle):
     """One mpirun and its ranks; the ranks' records and sockets are looked at, the MpiPolicy decides."""
 
@@ -443,17 +471,9 @@ class MpiJobHandle(JobHandle):
         failed = self.policy.first_failure(self._observe(None))
         if failed is not None:
             return failure_report(failed, self.logs_dir)
-        # The launcher itself died (SIGKILL) and wrote nothing: ask mpirun's own report.
-        driver = "\n".join(rl.tail(self.logs_dir / "driver.log", 200))
-        m = _MPIRUN_SIGNAL.search(driver)
-        if m:
-            rank, how = int(m.group(1)), rl.describe_exit(None, int(m.group(3)))
-        else:
-            m = _MPIRUN_EXIT.search(driver)
-            rank, how = (int(m.group(1)), rl.describe_exit(int(m.group(2)))) if m else (None, None)
-        if rank is not None:
-            return rl.failure_report(f"rank {rank}", how, rl.log_file(self.logs_dir, rl.task_tag(None, rank)),
-                                     hint=f"mpirun stopped the other rank(s) (mpirun exit code {self._rc})")
+        said = mpirun_rank_report(self.logs_dir, self._rc)
+        if said is not None:
+            return said
         lost = self._lost_host_report()
         if lost is not None:
             return lost
@@ -495,16 +515,9 @@ class MpiJobHandle(JobHandle):
         looks = []
         for r in range(self.n):
             tag = rl.task_tag(None, r)
-            st = statuses.get(tag, {})
             port = self._state["ports"][r]
-            look = TaskObservation(tag, address=f"{tfc.LOOPBACK}:{port}",
-                                   listening=port in ports if ports is not None and local[r] else None)
-            if st.get("ended"):
-                code, sig = st.get("exit_code"), st.get("signal")
-                look = dataclasses.replace(
-                    look, ended=True, exit_code=128 + sig if sig else code, ended_at=st["ended"],
-                    how=rl.describe_exit(code, sig), stopped=bool(st.get("stopped")))
-            looks.append(look)
+            looks.append(rank_observation(tag, statuses.get(tag, {}), f"{tfc.LOOPBACK}:{port}",
+                                          port in ports if ports is not None and local[r] else None))
         return looks
 
     def _mpirun_exit(self) -> int | None:
