@@ -15,6 +15,7 @@ from mltrain_desktop import Experiment, MpiConfiguration, TensorFlow, Tensorflow
 from mltrain_desktop.core import ComputeTarget
 from mltrain_desktop.core.compute_docker import DockerCompute
 from mltrain_desktop.core.script_run_config import ScriptRunConfig
+from mltrain_desktop.engine import rank_launcher as rl
 from mltrain_desktop.engine.backends.docker_cluster import task_container_name
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("no_leftovers")]
@@ -161,4 +162,33 @@ def test_mwms_rank_container_killed_mid_training(ws, tf_target, mnist, docker_ap
     assert message.startswith(f"rank 1 was killed by signal 9 (SIGKILL) (container {name}, exit code 137"), message
     assert "the engine stopped rank 0" in message and "epoch 1/500" in message
     assert took < 12, took
+    nothing_left(docker_api, run)
+
+
+@pytest.mark.slow
+def test_mwms_sample_on_two_node_containers_through_mpirun_over_ssh(ws, mnist, docker_api):
+    """node_count=2 on a Docker target with mpi_launcher="mpirun": mpirun starts one rank on each
+    node container over SSH, the ranks train together and agree on the weights."""
+    target = ComputeTarget.create(ws, "docker-mpirun", DockerCompute.provisioning_configuration(
+        image=TF_IMAGE, ca_certificates=ca_bundle(), shm_size="512m", mpi_launcher="mpirun"))
+    assert target.provisioning_state == "Succeeded", target.state_detail
+    est = TensorFlow(source_directory=str(SAMPLES), entry_script="mwms_mnist.py", compute_target=target,
+                     script_params={"--data-folder": mnist.as_named_input("mnist").as_mount(), **SMALL},
+                     distributed_training=MpiConfiguration(process_count_per_node=1, node_count=2))
+    run = Experiment(ws, "mwms-docker-mpirun").submit(est)
+    details = run.wait_for_completion(raise_on_error=False, timeout=300)
+    log = run.read_log(max_bytes=1 << 22)[0]
+    assert details["status"] == "Completed", error_of(details) + log[-3000:]
+    state = details["backendState"]
+    assert state["kind"] == "docker_mpirun" and [t["tag"] for t in state["tasks"]] == ["node-0", "node-1", "mpirun"]
+    nodes = [t["container_name"] for t in state["tasks"][:2]]
+    assert "every node answers SSH" in log and f"--host {nodes[0]}:1,{nodes[1]}:1" in log
+    digests = {int(r): d for r, d in re.findall(r"\[rank (\d)\] weights sha256 ([0-9a-f]{64})", log)}
+    assert set(digests) == {0, 1} and digests[0] == digests[1]
+    m0, m1 = run.get_metrics(rank=0), run.get_metrics(rank=1)
+    assert m0["weights_checksum"] == m1["weights_checksum"]
+    records = rl.read_statuses(run.run_dir / "logs")
+    assert [records[f"rank_{r}"]["host"] for r in (0, 1)] == nodes
+    assert "outputs/model/model.keras" in run.get_file_names()
+    assert run.get_tags()["docker.image"].startswith("mltrain-mpi:")
     nothing_left(docker_api, run)
