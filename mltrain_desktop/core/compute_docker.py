@@ -38,7 +38,8 @@ class DockerCompute:
         mpi_launcher: how MPI-configured runs start their ranks: "containers" (the default: one
             container per rank, each with its TF_CONFIG; no mpirun) or "mpirun" (node_count node
             containers running sshd, and Open MPI's mpirun starting the ranks on them over SSH, as
-            on a cluster: Horovod works; the image gets an OpenSSH + Open MPI layer, built once).
+            on a cluster, which is what Horovod needs; the image gets an OpenSSH + Open MPI layer,
+            built once).
         """
         cfg: dict = {"shm_size": shm_size, "gpus": gpus, "max_concurrent_runs": max_concurrent_runs}
         for key, value in (("base_url", base_url), ("image", image), ("cpus", cpus),

@@ -96,6 +96,39 @@ def test_a_local_target_with_hosts_and_an_ssh_config(qtbot, window, tmp_path):  
     edit.reject()
 
 
+def test_a_docker_target_whose_mpi_jobs_run_through_mpirun(qtbot, window, tmp_path):  # noqa: F811
+    """The Docker page's "MPI jobs" choice is stored as mpi_launcher, shown again, and can be undone."""
+    Workspace.create(tmp_path / "ws").close()
+    open_ws(qtbot, window, tmp_path / "ws")
+    view = window.show_view("compute")
+    qtbot.waitUntil(lambda: [r["name"] for r in view.model.records] == ["local"], timeout=10_000)
+    dlg = view.open_create_dialog()
+    dlg.name_edit.setText("cluster-in-docker")
+    dlg.kind_combo.setCurrentText("docker")
+    assert dlg.mpi_combo.currentData() == "containers"
+    dlg.mpi_combo.setCurrentIndex(1)
+    assert "mpirun over SSH" in dlg.mpi_combo.currentText()
+    qtbot.mouseClick(dlg.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dlg.isVisible(), timeout=30_000)
+
+    def stored():
+        ws = Workspace(tmp_path / "ws")
+        try:
+            return ws.compute_targets["cluster-in-docker"].config
+        finally:
+            ws.close()
+    assert stored()["mpi_launcher"] == "mpirun"
+    qtbot.waitUntil(lambda: "cluster-in-docker" in [r["name"] for r in view.model.records], timeout=10_000)
+    view.table.selectRow([r["name"] for r in view.model.records].index("cluster-in-docker"))
+    qtbot.waitUntil(lambda: view.selected_name() == "cluster-in-docker", timeout=10_000)
+    edit = view.open_edit_dialog()
+    assert edit.mpi_combo.currentData() == "mpirun"
+    edit.mpi_combo.setCurrentIndex(0)
+    qtbot.mouseClick(edit.save_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not edit.isVisible(), timeout=30_000)
+    assert "mpi_launcher" not in stored()  # back to one container per rank
+
+
 def test_editing_a_target_keeps_the_settings_the_form_does_not_show(qtbot, window, tmp_path):  # noqa: F811
     from mltrain_desktop.core.compute import ComputeTarget, LocalCompute
     ws = Workspace.create(tmp_path / "ws")

@@ -253,7 +253,8 @@ class DockerMpiBackend(_DockerClusterBackend):
         if "horovod" in text.lower():
             ctx.log("[mltrain] warning: the script mentions Horovod. On a Docker target each rank is a container of "
                     "its own with TF_CONFIG and no mpirun, so Horovod would see one rank per container "
-                    "(hvd.size() == 1). Use tf.distribute.MultiWorkerMirroredStrategy, or submit Horovod jobs to a "
+                    "(hvd.size() == 1). Use tf.distribute.MultiWorkerMirroredStrategy, create the Docker target "
+                    "with mpi_launcher='mpirun' (node containers, mpirun over SSH), or submit Horovod jobs to a "
                     "local target, where mpirun starts the ranks.")
 
 

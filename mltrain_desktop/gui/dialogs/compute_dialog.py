@@ -72,7 +72,11 @@ def _stored_hosts(value) -> list:
 # The config keys each kind's form shows; editing keeps every other key the target has (mpirun_args,
 # ssh_key, startup_timeout_s, azure_type, ...), so that saving the form loses nothing it does not show.
 FORM_KEYS = {"local": {"max_concurrent_runs", "python", "hosts", "ssh_config", "oversubscribe"},
-             "docker": {"max_concurrent_runs", "base_url", "image", "gpus", "shm_size", "cpus", "memory_gb"}}
+             "docker": {"max_concurrent_runs", "base_url", "image", "gpus", "shm_size", "cpus", "memory_gb",
+                        "mpi_launcher"}}
+# The Docker page's choices for MPI jobs: (what the combo says, the stored mpi_launcher).
+MPI_LAUNCH_CHOICES = (("One container per rank (TF_CONFIG, no mpirun)", "containers"),
+                      ("Node containers, mpirun over SSH (as on a cluster)", "mpirun"))
 
 
 def save_target(ws, state, name: str, kind: str, options: dict, creating: bool, kept: dict | None = None) -> dict:
@@ -203,6 +207,12 @@ class ComputeDialog(QDialog):
         self.mem_spin.setSuffix(" GB")
         self.mem_spin.setSpecialValueText("no limit")
         self.mem_spin.setValue(float(cfg.get("memory_gb") or 0))
+        self.mpi_combo = QComboBox()
+        for text, value in MPI_LAUNCH_CHOICES:
+            self.mpi_combo.addItem(text, value)
+        self.mpi_combo.setCurrentIndex(1 if cfg.get("mpi_launcher") == "mpirun" else 0)
+        self.mpi_combo.setToolTip("How MPI-configured runs start their ranks. mpirun over SSH runs node_count node "
+                                  "containers with sshd and adds OpenSSH and Open MPI to the run's image (built once).")
         docker = QWidget()
         df = QFormLayout(docker)
         df.setContentsMargins(0, 0, 0, 0)
@@ -212,6 +222,7 @@ class ComputeDialog(QDialog):
         df.addRow("Shared memory", self.shm_edit)
         df.addRow("CPUs", self.cpus_spin)
         df.addRow("Memory", self.mem_spin)
+        df.addRow("MPI jobs", self.mpi_combo)
         return docker
 
     def _kind_changed(self, kind: str) -> None:
@@ -251,6 +262,8 @@ class ComputeDialog(QDialog):
                 opts["cpus"] = self.cpus_spin.value()
             if self.mem_spin.value() > 0:
                 opts["memory_gb"] = self.mem_spin.value()
+            if self.mpi_combo.currentData() == "mpirun":
+                opts["mpi_launcher"] = "mpirun"
         return opts
 
     def submit(self) -> None:
