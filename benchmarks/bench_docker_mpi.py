@@ -28,10 +28,10 @@ IMAGE = "mltrain-tf:2.21"
 SAMPLE = REPO / "resources" / "samples" / "tf-mnist-distributed"
 
 
-def one_run(ws, target, data: Path, epochs: int) -> tuple[float, float, list[float]]:
+def one_run(ws, target, data, epochs: int) -> tuple[float, float, list[float]]:
     """(seconds to rank 0's first line, seconds to the end, epoch times) of the sample on 2 ranks."""
     from mltrain_desktop import Experiment, MpiConfiguration, TensorFlow
-    params = {"--data-folder": str(data), "--epochs": epochs, "--max-train-samples": 6000,
+    params = {"--data-folder": data.as_named_input("mnist").as_mount(), "--epochs": epochs, "--max-train-samples": 6000,
               "--first-layer-neurons": 32, "--second-layer-neurons": 16}
     over_ssh = target.config.get("mpi_launcher") == "mpirun"
     dist = MpiConfiguration(process_count_per_node=1, node_count=2) if over_ssh \
@@ -72,8 +72,8 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-docker-mpi-"))
     try:
         ws = Workspace.create(folder / "ws")
-        data = folder / "data"
-        shutil.copytree(REPO / "resources" / "data" / "fashion-mnist-small", data)
+        from mltrain_desktop.core.sample_flow import register_sample_dataset
+        data = register_sample_dataset(ws, full=False)  # mounted read-only into every container
         targets = {mode: ComputeTarget.create(ws, f"docker-{mode}", DockerCompute.provisioning_configuration(
             image=IMAGE, shm_size="512m", mpi_launcher=mode)) for mode in ("containers", "mpirun")}
         one_run(ws, targets["mpirun"], data, 1)  # builds (or finds) the MPI layer: not measured
