@@ -15,7 +15,7 @@ APT_PACKAGES=(
   libegl1 libgl1 libfontconfig1 libglib2.0-0 libdbus-1-3 libxkbcommon0 fonts-dejavu-core
   libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0
   libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0
-  procps iproute2 ca-certificates openssh-client util-linux
+  procps iproute2 ca-certificates openssh-client util-linux rsync
 )
 
 missing=()

@@ -25,6 +25,10 @@
 #
 # The shared file system: DIR (default $MLTRAIN_SLURM_HOME/shared) is bind-mounted at the same
 # path into every container, so a run folder under it has one path on the host and the nodes.
+# The cluster's own scratch: a Docker volume of the cluster (mltrain-slurm-scratch-<id>) mounted
+# at /scratch on the login host and every node and nowhere on this machine, as a cluster's
+# file system that the desktop does not mount: runs whose workspace is elsewhere are staged
+# there (rsync over the login host's ssh; rsync is in the image).
 # Each start makes a new cluster: a new MUNGE key, ssh host key and login key; MUNGE keys never
 # leave $MLTRAIN_SLURM_HOME (default /var/tmp/mltrain-slurm, mode 700), which also holds
 # state.env (what this script started: container and network ids, the ssh port), ssh/config and
@@ -52,6 +56,7 @@ CPUS=2
 MEMORY_MB=1024
 READY_TIMEOUT_S="${MLTRAIN_SLURM_READY_TIMEOUT:-90}"
 ROLE_LABEL=mltrain.role=slurm-cluster
+SCRATCH=/scratch
 
 say() { echo "slurm_cluster: $*"; }
 die() { echo "slurm_cluster: $*" >&2; exit 1; }
@@ -140,22 +145,24 @@ ours() {  # ours ID: true when the container or network ID carries this cluster'
   # (asked separately: a failed `docker inspect` of a network still prints an empty line)
   labels="$(docker container inspect -f '{{index .Config.Labels "mltrain.slurm.cluster"}}' "$1" 2>/dev/null)" \
     || labels="$(docker network inspect -f '{{index .Labels "mltrain.slurm.cluster"}}' "$1" 2>/dev/null)" \
+    || labels="$(docker volume inspect -f '{{index .Labels "mltrain.slurm.cluster"}}' "$1" 2>/dev/null)" \
     || labels=""
   [ -n "$labels" ] && [ "$labels" = "$(state_get CLUSTER_ID)" ]
 }
 
 run_host() {  # run_host NAME HOSTNAME ROLE [docker run args...]
-  local name="$1" host="$2" role="$3" id net shared
+  local name="$1" host="$2" role="$3" id net shared vol
   shift 3
-  id="$(state_get CLUSTER_ID)"; net="$(state_get NETWORK)"; shared="$(state_get SHARED)"
+  id="$(state_get CLUSTER_ID)"; net="$(state_get NETWORK)"; shared="$(state_get SHARED)"; vol="$(state_get VOLUME)"
   docker run -d --name "$name" --hostname "$host" --network "$net" --network-alias "$host" \
     --label "$ROLE_LABEL" --label "mltrain.slurm.cluster=$id" \
-    -v "$HOME_DIR/etc:/etc/mltrain-slurm:ro" -v "$shared:$shared" "$@" "$IMAGE" "$role"
+    -v "$HOME_DIR/etc:/etc/mltrain-slurm:ro" -v "$shared:$shared" -v "$vol:$SCRATCH" "$@" "$IMAGE" "$role"
 }
 
 running() {  # true when every container state.env records runs and is ours
   local c any=0
   [ -f "$STATE" ] || return 1
+  [ "$(state_get SCRATCH)" = "$SCRATCH" ] || return 1  # started by an older version of this script
   for c in $(state_get CONTAINERS); do
     any=1
     ours "$c" || return 1
@@ -204,20 +211,22 @@ fail_start() {  # the logs, then stop what was started (unless MLTRAIN_SLURM_KEE
 }
 
 print_access() {
-  say "cluster $(state_get CLUSTER_ID): $(state_get NODES) nodes, shared folder $(state_get SHARED)"
+  say "cluster $(state_get CLUSTER_ID): $(state_get NODES) nodes, shared folder $(state_get SHARED), cluster-only scratch $(state_get SCRATCH)"
   echo "  docker exec $CTLD sinfo"
   echo "  ssh -F $HOME_DIR/ssh/config mltrain-slurm-login sinfo"
   echo "  state: $STATE"
 }
 
 stop_cluster() {
-  local c net removed=0
+  local c net vol removed=0
   [ -f "$STATE" ] || { say "not running (no $STATE)"; return 0; }
   for c in $(state_get CONTAINERS); do
     if ours "$c"; then docker rm -f "$c" >/dev/null 2>&1 && removed=$((removed + 1)); fi
   done
   net="$(state_get NETWORK)"
   if [ -n "$net" ] && ours "$net"; then docker network rm "$net" >/dev/null 2>&1 || true; fi
+  vol="$(state_get VOLUME)"
+  if [ -n "$vol" ] && ours "$vol"; then docker volume rm "$vol" >/dev/null 2>&1 || true; fi
   rm -rf "$STATE" "$HOME_DIR/etc" "$HOME_DIR/ssh"
   say "stopped cluster: removed $removed container(s) and network ${net:-none}"
 }
@@ -268,6 +277,8 @@ start_cluster() {
   make_cluster_files "$id" "$n"
   docker network create --label "$ROLE_LABEL" --label "mltrain.slurm.cluster=$id" "$net" >/dev/null
   state_set NETWORK "$net"
+  docker volume create --label "$ROLE_LABEL" --label "mltrain.slurm.cluster=$id" "mltrain-slurm-scratch-$id" >/dev/null
+  state_set VOLUME "mltrain-slurm-scratch-$id"; state_set SCRATCH "$SCRATCH"
   # All hosts start at once (the nodes wait for the controller themselves); each writes its id.
   local ids="$HOME_DIR/ids" rc=0
   rm -rf "$ids"; mkdir -p "$ids"
@@ -321,7 +332,7 @@ main() {
     start) start_cluster "$shared" "$n" ;;
     stop) stop_cluster ;;
     status) status_cluster ;;
-    -h|--help|help) sed -n '2,41p' "$0" ;;
+    -h|--help|help) sed -n '2,43p' "$0" ;;
     *) die "usage: scripts/slurm_cluster.sh start [--shared DIR] [--nodes N] | stop | status" ;;
   esac
 }

@@ -26,6 +26,11 @@ def cluster_text(probe: dict) -> str:
         gpus = f", {n['gpus']} GPU(s)" if n.get("gpus") else ""
         lines.append(f"  {n['name']:<12} {n.get('state', '?'):<10} {n.get('cpus') or '?'} CPUs{gpus}, "
                      f"partitions {', '.join(n.get('partitions') or [])}")
+    files = [f"  shared workspace: {probe['shared']['detail']}"] if probe.get("shared") else []
+    if probe.get("staging"):
+        files.append(f"  staging: {probe['staging']['detail']}")
+    if files:
+        lines += ["", "Files:", *files]
     return "\n".join(lines)
 
 

@@ -4,9 +4,11 @@
 ``validate`` and ``probe``: ``sinfo`` and ``scontrol show partition/config`` (over SSH when
 ``login_host`` is set) record the partitions, nodes, CPUs and GPUs (gres), and a marker file
 written into ``shared_workspace`` and read back by ``srun`` on the partition's nodes tells
-whether that folder is visible there (a shared file system). Runs need it: staging (copying the
-snapshot and inputs to node scratch and results back) is not done, and a run whose workspace is
-not under ``shared_workspace`` is refused with that reason.
+whether that folder is visible there (a shared file system). A run whose workspace is not under
+``shared_workspace`` is staged instead when the target names a ``scratch_dir`` (a folder of the
+cluster's own file system, checked the same way: written on the login host, read back by srun):
+snapshot, job kit and inputs are copied there with rsync and outputs and logs come back
+(``adapters/slurm/staging.py``); with neither, such a run is refused with that reason.
 """
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ class SlurmCompute:
                                    ssh_key: str | None = None, shared_workspace: str | None = None,
                                    python: str | None = None, ssh_config: str | None = None,
                                    base_port: int | None = None, sbatch_args: list | None = None,
-                                   max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS):
+                                   max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
+                                   scratch_dir: str | None = None):
         """Describes a Slurm target.
 
         partition, account, time_limit: sbatch's --partition/--account/--time (time as '30',
@@ -47,8 +50,11 @@ class SlurmCompute:
         gres_gpu: GPUs per node a use_gpu=True run asks for (--gres=gpu:N); default: one per rank.
         login_host, ssh_key, ssh_config: where Slurm's commands run ('user@host' or an ssh_config
             Host); None: this machine.
-        shared_workspace: a folder with the same path on this machine and on the nodes; the
-            workspace must be inside it.
+        shared_workspace: a folder with the same path on this machine and on the nodes; runs of
+            a workspace inside it need no copying.
+        scratch_dir: a folder of the cluster's file system (its path on the login host and the
+            nodes) that runs of other workspaces are staged into: copied there with rsync over
+            the login host's SSH before sbatch, outputs and logs copied back, then removed.
         python: the interpreter on the nodes (default python3; the run's environment python wins).
         base_port: first TF_CONFIG port of a distributed run's tasks (task t gets base_port + t).
         sbatch_args: more sbatch options for every run, e.g. ['--constraint=avx2', '--qos=short'].
@@ -58,7 +64,8 @@ class SlurmCompute:
         for key, value in (("partition", partition), ("account", account), ("nodes_max", nodes_max),
                            ("gres_gpu", gres_gpu), ("time_limit", time_limit), ("login_host", login_host),
                            ("ssh_key", ssh_key), ("shared_workspace", shared_workspace), ("python", python),
-                           ("ssh_config", ssh_config), ("base_port", base_port), ("sbatch_args", sbatch_args)):
+                           ("ssh_config", ssh_config), ("base_port", base_port), ("sbatch_args", sbatch_args),
+                           ("scratch_dir", scratch_dir)):
             if value is not None:
                 cfg[key] = value
         return _provisioning_class()(KIND, **cfg)
@@ -86,7 +93,7 @@ def validate(config: dict) -> dict:
     tl = config.get("time_limit")
     if tl is not None and not (isinstance(tl, str) and parse.valid_time_limit(tl)):
         raise ValueError(f"time_limit {tl!r} is not a Slurm time: use minutes ('30'), 'HH:MM:SS' or 'D-HH:MM:SS'")
-    for key in ("login_host", "python", "ssh_config", "ssh_key", "shared_workspace"):
+    for key in ("login_host", "python", "ssh_config", "ssh_key", "shared_workspace", "scratch_dir"):
         v = config.get(key)
         if v is not None and (not isinstance(v, str) or not v.strip() or "\0" in v):
             raise ValueError(f"{key} must be a non-empty string, got {v!r}")
@@ -103,6 +110,10 @@ def validate(config: dict) -> dict:
     sw = config.get("shared_workspace")
     if sw is not None and not os.path.isabs(os.path.expanduser(sw)):
         raise ValueError(f"shared_workspace must be an absolute folder path, got {sw!r}")
+    sd = config.get("scratch_dir")
+    if sd is not None and (not sd.startswith("/") or "/../" in sd + "/" or sd.rstrip("/") == ""):
+        raise ValueError(f"scratch_dir must be an absolute folder path on the cluster (as the login host and the "
+                         f"nodes see it, e.g. '/scratch/$USER' written out), other than '/', got {sd!r}")
     return config
 
 
@@ -131,20 +142,35 @@ def probe(config: dict) -> dict:
         return {**result, "state": "Failed", "detail": "the cluster has no partition; ask its administrator"}
     result["partition"] = part["name"]
     result["shared"] = shared_check(runner, config, part)
+    if config.get("scratch_dir"):
+        result["staging"] = staging_check(runner, config, part)
     detail = (f"Slurm {result['slurm_version']} cluster {result['cluster']} via {runner.where}: partition "
               f"{part['name']} ({part['total_nodes']} node(s), {part['total_cpus']} CPUs, "
               f"max time {part['max_time']}); "
               f"{len(nodes)} node(s) in all, {result['gpu_count']} GPU(s); shared workspace: "
-              f"{result['shared']['detail']}")
+              f"{result['shared']['detail']}"
+              + (f"; staging: {result['staging']['detail']}" if "staging" in result else ""))
     return {**result, "state": "Succeeded", "detail": detail}
+
+
+def _nodes_for_check(config: dict, partition: dict) -> int:
+    return min(partition["total_nodes"] or 1, config.get("nodes_max") or 1 << 30)
+
+
+def _seen_on_nodes(runner: Runner, partition: dict, n: int, path: str, token: str) -> int:
+    """How many of ``n`` nodes of ``partition`` read ``token`` from ``path`` (srun cat); SlurmCommandError."""
+    argv = ["srun", "-p", partition["name"], f"--nodes={n}", "--ntasks-per-node=1", "--immediate=20",
+            "--time=1", "cat", path]
+    out = runner.run(argv, timeout=PROBE_SRUN_TIMEOUT_S).stdout.split()
+    return sum(1 for w in out if w == token)
 
 
 def shared_check(runner: Runner, config: dict, partition: dict) -> dict:
     """Whether shared_workspace is visible on the partition's nodes: a marker file read back by srun."""
     folder = config.get("shared_workspace")
     if not folder:
-        return {"shared": False, "detail": "not set (runs are refused until shared_workspace names a folder "
-                                           "the nodes see at the same path; staging is not done)"}
+        return {"shared": False, "detail": "not set (a workspace's runs are staged to scratch_dir, or refused "
+                                           "when the target has none)"}
     folder = os.path.expanduser(folder)
     token = secrets.token_hex(8)
     marker = Path(folder) / f".mltrain-slurm-probe-{token}"
@@ -152,20 +178,47 @@ def shared_check(runner: Runner, config: dict, partition: dict) -> dict:
         marker.write_text(token + "\n")
     except OSError as exc:
         return {"shared": False, "detail": f"cannot write to {folder} here ({exc.strerror})"}
-    n = min(partition["total_nodes"] or 1, config.get("nodes_max") or 1 << 30)
-    argv = ["srun", "-p", partition["name"], f"--nodes={n}", "--ntasks-per-node=1", "--immediate=20",
-            "--time=1", "cat", str(marker)]
+    n = _nodes_for_check(config, partition)
     try:
-        out = runner.run(argv, timeout=PROBE_SRUN_TIMEOUT_S).stdout.split()
+        seen = _seen_on_nodes(runner, partition, n, str(marker), token)
     except SlurmCommandError as exc:
         return {"shared": None, "detail": f"not checked: {exc}"}
     finally:
         marker.unlink(missing_ok=True)
-    seen = sum(1 for w in out if w == token)
     if seen == n:
         return {"shared": True, "folder": folder, "detail": f"{folder} is visible on {n} node(s)"}
     return {"shared": False, "folder": folder, "detail": f"{folder} is visible on {seen} of {n} node(s); put the "
                                                          "workspace on a file system every node mounts"}
+
+
+def staging_check(runner: Runner, config: dict, partition: dict) -> dict:
+    """Whether scratch_dir can be written from the login host and is seen by the partition's nodes."""
+    from ..adapters.slurm.staging import check_writable
+    folder = config["scratch_dir"]
+    token = secrets.token_hex(8)
+    try:
+        marker = check_writable(runner, folder, f".probe-{token}", token)
+    except SlurmCommandError as exc:
+        return {"ready": False, "folder": folder,
+                "detail": f"cannot write to {folder} on {runner.where} ({exc}); runs outside shared_workspace "
+                          "will be refused until scratch_dir names a folder you may write there"}
+    n = _nodes_for_check(config, partition)
+    try:
+        seen = _seen_on_nodes(runner, partition, n, marker, token)
+    except SlurmCommandError as exc:
+        return {"ready": None, "folder": folder, "detail": f"{folder} writable on {runner.where}; nodes not checked: {exc}"}
+    finally:
+        try:
+            runner.run(["rm", "-f", "--", marker])
+        except SlurmCommandError:
+            pass
+    if seen == n:
+        return {"ready": True, "folder": folder,
+                "detail": f"runs of other workspaces are copied to {folder} (writable on {runner.where}, "
+                          f"visible on {n} node(s))"}
+    return {"ready": False, "folder": folder,
+            "detail": f"{folder} is visible on {seen} of {n} node(s); scratch_dir must be on a file system every "
+                      "node mounts"}
 
 
 __all__ = ["SlurmCompute", "KIND", "probe", "validate"]

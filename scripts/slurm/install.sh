@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
   slurmctld slurmd slurm-client slurmdbd munge mariadb-server openssh-server openssh-client \
-  libpmix2 procps iproute2
+  libpmix2 procps iproute2 rsync
 install -m 0755 /opt/mltrain-slurm-src/entrypoint.sh /usr/local/sbin/mltrain-slurm-entrypoint
 install -m 0644 /opt/mltrain-slurm-src/mariadb.cnf /etc/mysql/mariadb.conf.d/90-mltrain.cnf
 

@@ -34,7 +34,8 @@ def slurm_cluster():
         done = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, f"scripts/slurm_cluster.sh start failed:\n{done.stdout}\n{done.stderr}"
     st = _state()
-    yield {"login_host": st["LOGIN_HOST"], "ssh_config": st["SSH_CONFIG"], "shared": st["SHARED"]}
+    yield {"login_host": st["LOGIN_HOST"], "ssh_config": st["SSH_CONFIG"], "shared": st["SHARED"],
+           "scratch": st["SCRATCH"]}
     if not running:
         subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=300)
 

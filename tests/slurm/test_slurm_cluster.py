@@ -191,13 +191,15 @@ def test_node_count_above_the_partition_is_refused_before_submit(sws, target, sl
     assert "partition 'single' has 1" in details["error"]["message"]
 
 
-def test_a_workspace_the_nodes_cannot_see_is_refused(ws, slurm_config, src):
+def test_a_workspace_the_nodes_cannot_see_is_refused_without_a_scratch_dir(ws, slurm_config, src):
     t = ComputeTarget.create(ws, "cluster", slurm_config())
     run = submit(ws, t, src)
     details = run.wait_for_completion(raise_on_error=False, timeout=60)
     assert details["status"] == "Failed"
-    assert "not inside the Slurm target's shared_workspace" in details["error"]["message"]
-    assert "staging them is not done" in details["error"]["message"]
+    message = details["error"]["message"]
+    assert "not inside the Slurm target's shared_workspace" in message
+    assert "staging is refused: the target has no scratch_dir" in message and "scratch_dir=" in message
+    assert "submitted Slurm job" not in log(run)
 
 
 def test_an_unreachable_login_host(sws, slurm_cluster):

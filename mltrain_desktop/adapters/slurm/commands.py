@@ -86,6 +86,15 @@ class Runner:
         key = "\0".join(str(x) for x in (self.login_host, self.ssh_key, self.ssh_config))
         return os.path.join(folder, hashlib.sha1(key.encode()).hexdigest()[:20])
 
+    def ssh_shell(self) -> str:
+        """The ssh command (one string) that reaches the login host over the shared connection: rsync's ``-e``."""
+        return shlex.join(self._ssh() + ["-o", "ControlMaster=no"])
+
+    def ensure_connection(self) -> None:
+        """Starts the shared connection now (the first command does it otherwise)."""
+        if self.login_host and not self._master_tried:
+            self._start_master()
+
     def argv(self, argv: list[str]) -> list[str]:
         if not self.login_host:
             return list(argv)

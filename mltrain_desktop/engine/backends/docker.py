@@ -16,7 +16,6 @@ under a run fails it saying so; one that stops answering for a minute fails it t
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path, PurePosixPath
@@ -29,6 +28,8 @@ from ...adapters.docker.logs import LogCursor, LogPump, parse_log_timestamp
 from ...store.runs import cancel_requested_at
 from ..rank_launcher import script_argv
 from .base import Backend, JobContext, JobHandle, PrepareError
+from .paths import mapped_arguments, path_pairs
+from .paths import map_path as to_container_path
 
 RUN_DIR = "/mltrain/run"
 JOBKIT_DIR = "/mltrain/jobkit"
@@ -81,41 +82,11 @@ def container_name(run_id: str) -> str:
 
 def path_map(ctx: JobContext) -> list[tuple[str, str]]:
     """(host path, container path) pairs, most specific first."""
-    pairs = [(str(ctx.run_dir), RUN_DIR), (str(ctx.jobkit_dir), JOBKIT_DIR)]
-    for name, info in sorted(ctx.inputs.items()):
-        pairs.append((str(info["path"]), f"{INPUTS_DIR}/{name}"))
-    for p in list(pairs):  # symlinked workspaces: map the resolved spelling too
-        real = os.path.realpath(p[0])
-        if real != p[0]:
-            pairs.append((real, p[1]))
-    return sorted(pairs, key=lambda p: len(p[0]), reverse=True)
-
-
-def to_container_path(value: str, mapping: list[tuple[str, str]]) -> str:
-    """Rewrites a host path (or a value starting with one) into the container's view."""
-    for host, inside in mapping:
-        host = host.rstrip("/")
-        if value == host:
-            return inside
-        if value.startswith(host + "/"):
-            return inside + value[len(host):]
-        if "=" in value:  # --flag=/host/path
-            key, _, rest = value.partition("=")
-            if rest == host or rest.startswith(host + "/"):
-                return f"{key}={inside}{rest[len(host):]}"
-    return value
+    return path_pairs(ctx, RUN_DIR, JOBKIT_DIR, INPUTS_DIR)
 
 
 def container_arguments(ctx: JobContext, mapping: list[tuple[str, str]]) -> list[str]:
-    raw = ctx.raw_arguments if len(ctx.raw_arguments) == len(ctx.arguments) else None
-    out = []
-    for i, arg in enumerate(ctx.arguments):
-        item = raw[i] if raw is not None else None
-        if isinstance(item, dict) and item.get("input") in ctx.inputs:
-            out.append(f"{INPUTS_DIR}/{item['input']}")
-        else:
-            out.append(to_container_path(str(arg), mapping))
-    return out
+    return mapped_arguments(ctx, mapping, INPUTS_DIR)
 
 
 def _parse_shm(value) -> str | int:

@@ -1,7 +1,9 @@
 """The Slurm backend: a run is one sbatch job; squeue/sacct tell its state, scancel stops it.
 
-``prepare`` checks that the workspace is on the target's shared file system (staging is not
-done), builds the job (``adapters/slurm/job.py``) and checks it against the partition as Slurm
+``prepare`` checks that the workspace is on the target's shared file system, or else that the
+target has a ``scratch_dir`` to stage the run into (``slurm_staging``: rsync there before sbatch,
+logs back while it runs, outputs and logs back at the end), and refuses the run when neither
+holds; it builds the job (``adapters/slurm/job.py``) and checks it against the partition as Slurm
 reports it now (unknown partition, node_count above the partition's nodes: refused before
 submitting, with the numbers). ``launch`` writes ``runs/<id>/slurm/job.sh`` and submits it with
 its output appended to ``logs/driver.log``; the ranks write ``logs/rank_N.log`` and their own
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -25,9 +28,11 @@ from ...adapters.slurm import parse, states
 from ...adapters.slurm.commands import Runner, SlurmCommandError, classify
 from ...adapters.slurm.job import DoesNotFit, check_fits, slurm_job
 from ...adapters.slurm.script import ScriptError, batch_script, sbatch_arguments
+from ...adapters.slurm.staging import StagingError
 from ...domain.distribution import DistributionError
 from ...domain.run_state import RunStatus
 from .base import Backend, JobContext, JobHandle, PrepareError
+from .slurm_staging import PULL_EVERY_S, StagedRun
 
 POLL_INTERVAL_S = 1.0
 VANISHED_AFTER_S = 60.0   # squeue and sacct both without the job this long: it is lost
@@ -211,6 +216,56 @@ class SlurmJobHandle(JobHandle):
                 if n.startswith("metrics.") and n.endswith(".jsonl") and n != "metrics.jsonl"]
 
 
+class StagedSlurmJobHandle(SlurmJobHandle):
+    """A job whose run folder is on the cluster's scratch: its logs are copied back while it runs,
+    its outputs and logs when it is over (before the supervisor finalizes the run)."""
+
+    def __init__(self, runner: Runner, job_id: str, logs_dir: Path, staged: StagedRun, log=print,
+                 task_count: int = 1):
+        super().__init__(runner, job_id, logs_dir, log, task_count)
+        self.staged = staged
+        self._next_pull = 0.0
+        self._pull_said: str | None = None
+        self._brought_back = False
+
+    def poll(self) -> int | None:
+        rc = super().poll()
+        if rc is None:
+            now = time.monotonic()
+            if now >= self._next_pull and states.base_state(self.slurm["state"]) != "PENDING":
+                self._next_pull = now + PULL_EVERY_S
+                try:
+                    self.staged.pull_logs()
+                except StagingError as exc:  # the next pull may work: say it once
+                    if self._pull_said != str(exc):
+                        self.log(f"[mltrain] {exc}")
+                        self._pull_said = str(exc)
+            return None
+        self._bring_back()
+        return self._exit
+
+    def _bring_back(self) -> None:
+        if self._brought_back:
+            return
+        self._brought_back = True
+        try:
+            self.staged.bring_back()
+        except StagingError as exc:
+            why = (f"the job's files could not be copied back from {self.staged.where}: {exc}; they stay "
+                   "there (copy them with rsync, or submit the run again)")
+            self.log(f"[mltrain] {why}")
+            self._detail = f"{self._detail}; {why}" if self._detail else why
+            if self._exit == 0:
+                self._exit = 1
+
+    def cancel(self, grace_seconds: float = 5.0) -> None:
+        super().cancel(grace_seconds)
+        self._bring_back()
+
+    def state(self) -> dict:
+        return {**super().state(), "staging": self.staged.state()}
+
+
 class SlurmBackend(Backend):
     kind = "slurm"
 
@@ -219,28 +274,49 @@ class SlurmBackend(Backend):
         self.config = target.get("config") or {}
         self.runner = Runner(self.config)
         self.job = None
+        self.staged: StagedRun | None = None
 
-    def _check_shared(self, ctx: JobContext) -> None:
+    def _is_shared(self, ctx: JobContext) -> bool:
         shared = self.config.get("shared_workspace")
+        if not shared:
+            return False
         ws = os.path.realpath(ctx.workspace_dir)
-        if not shared or os.path.commonpath([ws, os.path.realpath(os.path.expanduser(shared))]) != \
-                os.path.realpath(os.path.expanduser(shared)):
+        folder = os.path.realpath(os.path.expanduser(shared))
+        return os.path.commonpath([ws, folder]) == folder
+
+    def _staging(self, ctx: JobContext) -> StagedRun | None:
+        """None for a workspace the nodes see; else the run's staging, or PrepareError when it is refused."""
+        if self._is_shared(ctx):
+            return None
+        ws = os.path.realpath(ctx.workspace_dir)
+        shared = self.config.get("shared_workspace")
+        scratch = self.config.get("scratch_dir")
+        if not scratch:
             raise PrepareError(
                 f"the workspace {ws} is not inside the Slurm target's shared_workspace ({shared or 'not set'}), so "
-                "the nodes cannot see the run's files; staging them is not done. Create the workspace in a folder "
-                "every node mounts at the same path and set shared_workspace= to it")
+                "the nodes cannot see the run's files, and staging is refused: the target has no scratch_dir to "
+                "copy runs to. Create the workspace in a folder every node mounts at the same path (and set "
+                "shared_workspace= to it), or create the target with scratch_dir= naming a folder of the "
+                "cluster's file system")
+        if shutil.which("rsync") is None:
+            raise PrepareError("staging the run to the cluster needs rsync on this machine, which is not installed; "
+                               "install it (Debian/Ubuntu: apt-get install rsync; scripts/setup.sh does)")
+        staged = StagedRun(self.runner, scratch, ctx.run_id, ctx.run_dir, ctx.log)
+        ctx.log(f"[mltrain] the workspace is not on the cluster's shared file system: the run is staged to "
+                f"{staged.where} (rsync over {self.runner.where})")
+        return staged
 
     def prepare(self, ctx: JobContext) -> None:
-        self._check_shared(ctx)
+        self.staged = self._staging(ctx)
         env = ctx.spec.get("environment") or {}
         if env.get("pip_packages"):
             ctx.log("[mltrain] note: a Slurm target does not install pip_packages "
                     f"({', '.join(env['pip_packages'])}); the nodes' interpreter must have them")
+        paths = self.staged.job_paths(ctx) if self.staged else {
+            "workdir": str(ctx.snapshot_dir), "logs_dir": str(ctx.logs_dir), "jobkit_dir": str(ctx.jobkit_dir),
+            "arguments": list(ctx.arguments), "environment": dict(ctx.environment_variables)}
         try:
-            self.job = slurm_job(ctx.spec, self.config, run_id=ctx.run_id, workdir=str(ctx.snapshot_dir),
-                                 logs_dir=str(ctx.logs_dir), jobkit_dir=str(ctx.jobkit_dir),
-                                 entry_script=ctx.entry_script, arguments=list(ctx.arguments),
-                                 environment=dict(ctx.environment_variables))
+            self.job = slurm_job(ctx.spec, self.config, run_id=ctx.run_id, entry_script=ctx.entry_script, **paths)
             self.script = batch_script(self.job)
         except (DistributionError, ScriptError) as exc:
             raise PrepareError(str(exc)) from exc
@@ -267,7 +343,14 @@ class SlurmBackend(Backend):
         folder.mkdir(parents=True, exist_ok=True)
         script = folder / "job.sh"
         script.write_text(self.script, encoding="utf-8")
-        args = sbatch_arguments(self.job, str(ctx.logs_dir / "driver.log"), str(script))
+        output, submitted = str(ctx.logs_dir / "driver.log"), str(script)
+        if self.staged is not None:
+            try:
+                self.staged.push(ctx, script)
+            except StagingError as exc:
+                raise PrepareError(str(exc)) from exc
+            output, submitted = self.staged.remote_path(ctx, Path(output)), self.staged.remote_path(ctx, script)
+        args = sbatch_arguments(self.job, output, submitted)
         args[:0] = self.config.get("sbatch_args") or []
         try:
             out = self.runner.run(["sbatch", *args])
@@ -276,14 +359,21 @@ class SlurmBackend(Backend):
             raise sbatch_failure(exc) from exc
         except ValueError as exc:
             raise PrepareError(str(exc)) from exc
-        ctx.log(f"[mltrain] submitted Slurm job {job_id} ({script})")
+        ctx.log(f"[mltrain] submitted Slurm job {job_id} ({submitted})")
+        if self.staged is not None:
+            return StagedSlurmJobHandle(self.runner, job_id, ctx.logs_dir, self.staged, ctx.log, self.job.task_count)
         return SlurmJobHandle(self.runner, job_id, ctx.logs_dir, ctx.log, self.job.task_count)
 
     def reattach(self, ctx: JobContext, state: dict) -> JobHandle | None:
         job_id = state.get("job_id")
         if not job_id:
             return None
-        handle = SlurmJobHandle(self.runner, job_id, ctx.logs_dir, ctx.log, state.get("task_count", 1))
+        if state.get("staging"):
+            staged = StagedRun.from_state(self.runner, state["staging"], ctx.run_dir, ctx.log)
+            handle = StagedSlurmJobHandle(self.runner, job_id, ctx.logs_dir, staged, ctx.log,
+                                          state.get("task_count", 1))
+        else:
+            handle = SlurmJobHandle(self.runner, job_id, ctx.logs_dir, ctx.log, state.get("task_count", 1))
         try:
             if handle._query() is None:
                 return None
