@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 
 import pytest
 
-from conftest import slurm
+from conftest import slurm, wait_for
 from mltrain_desktop import ComputeTarget, Experiment, MpiConfiguration, TensorflowConfiguration
 from mltrain_desktop.adapters.slurm.commands import Runner, SlurmCommandError
 from mltrain_desktop.core.script_run_config import ScriptRunConfig
@@ -34,15 +33,6 @@ if len(sys.argv) > 2:
     print("failing on purpose", flush=True)
     raise SystemExit(int(sys.argv[2]))
 '''
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture

@@ -7,11 +7,10 @@ import os
 import re
 import shlex
 import signal
-import time
 
 import pytest
 
-from conftest import slurm
+from conftest import slurm, wait_for
 from mltrain_desktop import ComputeTarget, Experiment, MpiConfiguration
 from mltrain_desktop.app.slurm_view import cluster_text
 from mltrain_desktop.core.dataset import Dataset
@@ -36,15 +35,6 @@ if os.environ.get("MLTRAIN_RANK", "0") == "0":
 if len(sys.argv) > 4:
     raise SystemExit("failing on purpose at the end")
 '''
-
-
-def wait_for(cond, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.fixture
