@@ -14,10 +14,11 @@ so the per-rank logs, metrics files and status records land in the mounted run f
 as locally, and the launcher's prefixed output (``[worker 0] ...``) is streamed from every
 container into ``driver.log``.
 
-MPI-configured jobs run one container per rank with no ``mpirun``: each rank gets its rank
-(``MLTRAIN_RANK``) and a ``TF_CONFIG`` worker list, which is what
-``tf.distribute.MultiWorkerMirroredStrategy`` needs. Horovod needs mpirun between its ranks and
-therefore the local target.
+MPI-configured jobs run one container per rank with no ``mpirun`` by default: each rank gets
+its rank (``MLTRAIN_RANK``) and a ``TF_CONFIG`` worker list, which is what
+``tf.distribute.MultiWorkerMirroredStrategy`` needs. A target with ``mpi_launcher="mpirun"``
+runs them as a cluster does instead: node containers with sshd and a launcher running mpirun
+over SSH (:mod:`.docker_mpirun_specs`, :mod:`.docker_mpirun_handle`), which is what Horovod needs.
 
 The running job (:mod:`.docker_cluster_handle`) follows the same rules as the process backends,
 the domain's MpiPolicy and PsPolicy; the network and its clean-up are in
@@ -32,19 +33,19 @@ import time
 from pathlib import Path
 
 from .. import rank_launcher as rl
+from ...adapters import mpirun as mc
 from ...adapters.docker import labels as lb
 from ...adapters.docker.engine import MPI_LAUNCHER_MPIRUN, NVIDIA_TOOLKIT_HINT, client_over, is_local_engine
 from ...domain import distribution as dd
 from .base import JobContext, JobHandle, PrepareError
 from .docker import DockerBackend
 from .docker_cluster_handle import KIND_MPI, KIND_PS, DockerClusterHandle
-from .docker_mpirun_handle import KIND_MPIRUN, DockerMpirunHandle
 from .docker_cluster_network import clean_orphan_networks, clean_orphan_networks_for_targets, remove_network
 from .docker_cluster_specs import (TASK_PORT, cluster_spec, mpi_tasks, network_create_kwargs, network_name, ps_tasks,
                                    run_slug, task_container_kwargs, task_container_name)
 from . import docker_mpirun_specs as ms
+from .docker_mpirun_handle import KIND_MPIRUN, DockerMpirunHandle
 from .mpi import checked_distribution, startup_timeout
-from ...adapters import mpirun as mc
 
 
 @dataclasses.dataclass
@@ -190,7 +191,8 @@ class _DockerClusterBackend(DockerBackend):
 
 
 class DockerMpiBackend(_DockerClusterBackend):
-    """MPI-configured jobs: one container per rank, each with its TF_CONFIG (no mpirun)."""
+    """MPI-configured jobs: one container per rank with its TF_CONFIG, or (``mpi_launcher="mpirun"``)
+    node containers and mpirun over SSH."""
     kind = "docker_mpi"
     state_kind = KIND_MPI
     state_kinds = (KIND_MPI, KIND_MPIRUN)
