@@ -177,3 +177,15 @@ def test_a_scratch_dir_that_cannot_be_written_is_named_and_the_run_fails_before_
     message = details["error"]["message"]
     assert message.startswith("copying the snapshot to the cluster failed"), message
     assert "submitted Slurm job" not in log(run)
+
+
+def test_a_staged_run_that_sbatch_refuses_leaves_nothing_on_the_cluster(ws, slurm_config, slurm_cluster, src,
+                                                                        numbers):
+    t = ComputeTarget.create(ws, "featured", slurm_config(scratch_dir=slurm_cluster["scratch"],
+                                                          sbatch_args=["--constraint=bigmem"]))
+    run = submit(ws, t, src, numbers)
+    details = run.wait_for_completion(raise_on_error=False, timeout=60)
+    assert details["status"] == "Failed"
+    assert details["error"]["message"].startswith("sbatch refused the job")
+    assert "staged the run to" in log(run)  # it was copied there first ...
+    assert run.id not in remote_runs(slurm_cluster)  # ... and removed again

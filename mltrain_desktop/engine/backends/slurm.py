@@ -348,6 +348,7 @@ class SlurmBackend(Backend):
             try:
                 self.staged.push(ctx, script)
             except StagingError as exc:
+                self.staged.discard()
                 raise PrepareError(str(exc)) from exc
             output, submitted = self.staged.remote_path(ctx, Path(output)), self.staged.remote_path(ctx, script)
         args = sbatch_arguments(self.job, output, submitted)
@@ -355,9 +356,11 @@ class SlurmBackend(Backend):
         try:
             out = self.runner.run(["sbatch", *args])
             job_id = parse.sbatch_job_id(out.stdout)
-        except SlurmCommandError as exc:
-            raise sbatch_failure(exc) from exc
-        except ValueError as exc:
+        except (SlurmCommandError, ValueError) as exc:
+            if self.staged is not None:
+                self.staged.discard()
+            if isinstance(exc, SlurmCommandError):
+                raise sbatch_failure(exc) from exc
             raise PrepareError(str(exc)) from exc
         ctx.log(f"[mltrain] submitted Slurm job {job_id} ({submitted})")
         if self.staged is not None:

@@ -130,6 +130,13 @@ class StagedRun:
             os.replace(tmp, target)
         offsets_file.write_text(json.dumps(offsets))
 
+    def discard(self) -> None:
+        """Removes what a launch that did not submit left on the cluster (never raises)."""
+        try:
+            st.remove_remote(self.runner, self.scratch_dir, self.remote)
+        except (SlurmCommandError, ValueError) as exc:
+            self.log(f"[mltrain] could not remove {self.where}: {exc}")
+
     def bring_back(self) -> None:
         """Outputs and logs back, then the run's folder on the cluster removed."""
         st.pull(self.runner, f"{self.remote}/outputs/", f"{self.run_dir / 'outputs'}/",
