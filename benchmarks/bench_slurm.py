@@ -3,6 +3,8 @@
     python benchmarks/bench_slurm.py [--rounds 3] [--epochs 6]
 
 1. submit -> first line of the script: the SDK (Experiment.submit) vs. `sbatch --wrap` by hand;
+   and the same run from a workspace the nodes cannot see, staged to the cluster's /scratch
+   (first line here, and Completed, i.e. outputs and logs back), vs. the shared workspace;
 2. the distributed sample's epoch time (MultiWorkerMirroredStrategy, 2 ranks): 2 nodes x 1 rank
    vs. 1 node x 2 ranks (median of epochs 2.., from the times rank 0 logged each epoch's loss).
 
@@ -55,7 +57,8 @@ def by_hand(st: dict, folder: Path) -> float:
     return time.monotonic() - t0
 
 
-def through_sdk(ws, target, src: Path) -> float:
+def through_sdk(ws, target, src: Path) -> tuple[float, float]:
+    """(submit -> the first line in the run's log here, submit -> Completed)."""
     from mltrain_desktop import Experiment
     from mltrain_desktop.core.script_run_config import ScriptRunConfig
     t0 = time.monotonic()
@@ -64,7 +67,7 @@ def through_sdk(ws, target, src: Path) -> float:
     wait_line(run.run_dir / "logs" / "driver.log")
     elapsed = time.monotonic() - t0
     run.wait_for_completion(raise_on_error=True, timeout=120)
-    return elapsed
+    return elapsed, time.monotonic() - t0
 
 
 def epoch_seconds(ws, target, folder: Path, nodes: int, ppn: int, epochs: int) -> list[float]:
@@ -112,6 +115,19 @@ def main() -> int:
                 login_host=st["LOGIN_HOST"], ssh_config=st["SSH_CONFIG"], shared_workspace=st["SHARED"]))
             hand = [by_hand(st, folder) for _ in range(rounds)]
             sdk = [through_sdk(ws, target, src) for _ in range(rounds)]
+            elsewhere = Path(tempfile.mkdtemp(prefix="bench-staged-"))
+            try:
+                sws = Workspace.create(elsewhere / "ws")
+                staged_target = ComputeTarget.create(sws, "cluster", SlurmCompute.provisioning_configuration(
+                    login_host=st["LOGIN_HOST"], ssh_config=st["SSH_CONFIG"], shared_workspace=st["SHARED"],
+                    scratch_dir=st["SCRATCH"]))
+                staged = []
+                for _ in range(rounds):  # alternated with the shared workspace's runs
+                    staged.append(through_sdk(sws, staged_target, src))
+                    sdk.append(through_sdk(ws, target, src))
+                sws.close()
+            finally:
+                shutil.rmtree(elsewhere, ignore_errors=True)
             two_nodes = epoch_seconds(ws, target, folder, 2, 1, args.epochs)
             one_node = epoch_seconds(ws, target, folder, 1, 2, args.epochs)
         finally:
@@ -121,8 +137,13 @@ def main() -> int:
             subprocess.run(["bash", str(SCRIPT), "stop"], check=False)
     print(f"submit -> first line, sbatch --wrap by hand: median {statistics.median(hand):.2f} s "
           f"({', '.join(f'{x:.2f}' for x in hand)})")
-    print(f"submit -> first line, Experiment.submit:     median {statistics.median(sdk):.2f} s "
-          f"({', '.join(f'{x:.2f}' for x in sdk)})")
+    def med(pairs, i):
+        values = [p[i] for p in pairs]
+        return f"median {statistics.median(values):.2f} s ({', '.join(f'{x:.2f}' for x in values)})"
+    print(f"submit -> first line, Experiment.submit:     {med(sdk, 0)}")
+    print(f"submit -> first line here, staged run:      {med(staged, 0)}")
+    print(f"submit -> Completed, shared workspace:      {med(sdk, 1)}")
+    print(f"submit -> Completed, staged (files back):   {med(staged, 1)}")
     two, one = statistics.median(two_nodes), statistics.median(one_node)
     print(f"sample epoch, 2 nodes x 1 rank: median {two:.2f} s ({', '.join(f'{x:.2f}' for x in two_nodes)})")
     print(f"sample epoch, 1 node x 2 ranks: median {one:.2f} s ({', '.join(f'{x:.2f}' for x in one_node)})")
