@@ -5,7 +5,9 @@ cluster's shared folder, which every node mounts at the same path.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -88,3 +90,13 @@ def wait_for(cond, timeout, what):
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def replace_supervisor(ws, run) -> None:
+    """Kills the run's supervisor (SIGKILL) and starts one that reattaches, as the next client would."""
+    from mltrain_desktop.engine.supervisor import spawn
+    from mltrain_desktop.store import runs as run_rows
+    row = run_rows.get(ws.db.conn, run.id)
+    os.kill(row["supervisor_pid"], signal.SIGKILL)
+    pid, started = spawn(ws.path, run.id, reattach=True)
+    run_rows.record_supervisor(ws.db.conn, run.id, pid, started)

@@ -8,12 +8,10 @@ login host, MUNGE refusing the credential.
 from __future__ import annotations
 
 import json
-import os
-import signal
 
 import pytest
 
-from conftest import slurm, wait_for
+from conftest import replace_supervisor, slurm, wait_for
 from mltrain_desktop import ComputeTarget, Experiment, MpiConfiguration, TensorflowConfiguration
 from mltrain_desktop.adapters.slurm.commands import Runner, SlurmCommandError
 from mltrain_desktop.core.script_run_config import ScriptRunConfig
@@ -146,14 +144,9 @@ def test_cancel_while_pending_and_while_running(sws, target, src, slurm_cluster)
 
 
 def test_a_restarted_supervisor_reattaches_by_job_id(sws, target, src):
-    from mltrain_desktop.engine.supervisor import spawn
-    from mltrain_desktop.store import runs as run_rows
     run = submit(sws, target, src, arguments=["6"])
     wait_for(lambda: "RUNNING on node" in log(run), 60, "the job to run")
-    row = run_rows.get(sws.db.conn, run.id)
-    os.kill(row["supervisor_pid"], signal.SIGKILL)
-    pid, started = spawn(sws.path, run.id, reattach=True)
-    run_rows.record_supervisor(sws.db.conn, run.id, pid, started)
+    replace_supervisor(sws, run)
     details = run.wait_for_completion(raise_on_error=False, timeout=120)
     assert details["status"] == "Completed", details.get("error")
     assert "reattached to the running job" in log(run)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 
 import pytest
 
-from conftest import slurm, wait_for
+from conftest import replace_supervisor, slurm, wait_for
 from mltrain_desktop import ComputeTarget, Experiment, MpiConfiguration
 from mltrain_desktop.app.slurm_view import cluster_text
 from mltrain_desktop.core.dataset import Dataset
@@ -142,14 +141,9 @@ def test_cancel_brings_back_what_there_is_and_removes_the_remote_folder(ws, stag
 
 
 def test_a_restarted_supervisor_reattaches_and_still_brings_the_outputs_back(ws, staged_target, src, numbers):
-    from mltrain_desktop.engine.supervisor import spawn
-    from mltrain_desktop.store import runs as run_rows
     run = submit(ws, staged_target, src, numbers, "6")
     wait_for(lambda: "tick 1" in log(run), 90, "the job to run")
-    row = run_rows.get(ws.db.conn, run.id)
-    os.kill(row["supervisor_pid"], signal.SIGKILL)
-    pid, started = spawn(ws.path, run.id, reattach=True)
-    run_rows.record_supervisor(ws.db.conn, run.id, pid, started)
+    replace_supervisor(ws, run)
     details = run.wait_for_completion(raise_on_error=False, timeout=120)
     assert details["status"] == "Completed", details.get("error")
     text = log(run)

@@ -2,22 +2,10 @@
 reason (real cluster, real window offscreen)."""
 from __future__ import annotations
 
-import time
-
-import pytest
-
+from conftest import wait_for
 from mltrain_desktop.app.slurm_view import cluster_text, job_states, jobs_text
 from mltrain_desktop.core import ComputeTarget, ScriptRunConfig
 from mltrain_desktop.core.experiment import Experiment
-
-
-def _wait(cond, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_the_compute_view_shows_partitions_nodes_and_a_pending_reason(sws, slurm_config, shared_dir, qtbot,
@@ -28,11 +16,11 @@ def test_the_compute_view_shows_partitions_nodes_and_a_pending_reason(sws, slurm
     (src / "job.py").write_text("print('hi')\n")
     run = Experiment(sws, "slurm-window").submit(ScriptRunConfig(source_directory=str(src), script="job.py",
                                                                  compute_target=target))
-    _wait(lambda: any(j["reason"] == "PartitionTimeLimit" for j in job_states(sws, "long")), 60,
+    wait_for(lambda: any(j["reason"] == "PartitionTimeLimit" for j in job_states(sws, "long")), 60,
           "Slurm's reason in the run's state file")
     text = jobs_text(job_states(sws, "long"))
     assert f"{run.id}: " in text and "PENDING (PartitionTimeLimit)" in text
-    _wait(lambda: run.get_status() == "Queued", 30, "the run to be Queued while Slurm holds it")
+    wait_for(lambda: run.get_status() == "Queued", 30, "the run to be Queued while Slurm holds it")
     cluster = cluster_text(ComputeTarget(sws, "long").as_dict()["probe"])
     assert "Partitions:" in cluster and "single" in cluster and "node1" in cluster and "node2" in cluster
 
