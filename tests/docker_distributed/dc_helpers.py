@@ -4,6 +4,10 @@ Every cluster is tiny (2 ranks; 1 ps + 2 workers + chief): the machine has 2 CPU
 """
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -145,3 +149,26 @@ def log_has(path: Path, text: str) -> bool:
         return text in Path(path).read_text(errors="replace")
     except OSError:
         return False
+
+
+def first_supervisor(tmp_path: Path, ctx, dist: dict, args: list[str], config: dict | None = None):
+    """Another process that launches the job of ``ctx`` and follows it, as a supervisor would; returns
+    (the process, the handle's state it printed). Kill it to play a supervisor that died."""
+    here = Path(__file__).resolve().parent
+    driver = tmp_path / "first_supervisor.py"
+    driver.write_text(textwrap.dedent(f"""
+        import json, sys, time
+        sys.path[:0] = {[str(here), str(here.parent / 'docker')]!r}
+        from pathlib import Path
+        from dc_helpers import cluster_ctx
+        from mltrain_desktop.engine.backends import backend_for
+        ctx = cluster_ctx(Path({str(tmp_path)!r}), {dist!r}, args={args!r}, run_id={ctx.run_id!r},
+                          config={config!r})
+        b = backend_for(ctx.target, ctx.spec); b.prepare(ctx); h = b.launch(ctx)
+        print(json.dumps(h.state()), flush=True)
+        while h.poll() is None:
+            time.sleep(0.25)
+    """))
+    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(here.parents[1])})
+    return proc, json.loads(proc.stdout.readline())

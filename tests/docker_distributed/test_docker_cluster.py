@@ -6,15 +6,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
-from dc_helpers import (MPI2, PS12, PS_TAGS, cluster_ctx, drive, log_has, run_containers, run_networks,
-                        wait_for)
+from dc_helpers import (MPI2, PS12, PS_TAGS, cluster_ctx, drive, first_supervisor, log_has, run_containers,
+                        run_networks, wait_for)
 from mltrain_desktop.engine import rank_launcher as rl
 from mltrain_desktop.engine.backends import backend_for
 from mltrain_desktop.engine.backends.docker_cluster import (clean_orphan_networks, network_name,
@@ -188,23 +185,7 @@ def test_a_rank_that_leaves_without_joining_while_the_other_waits(docker_api, tm
 
 def test_a_new_supervisor_reattaches_and_the_logs_continue(docker_api, tmp_path):
     ctx = cluster_ctx(tmp_path, MPI2, args=["*=sleep:6"])
-    # the first "supervisor": another process that launches and follows the job, then is killed
-    driver = tmp_path / "first_supervisor.py"
-    driver.write_text(textwrap.dedent(f"""
-        import json, sys, time
-        sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[1] / 'docker')]!r}
-        from pathlib import Path
-        from dc_helpers import MPI2, cluster_ctx
-        from mltrain_desktop.engine.backends import backend_for
-        ctx = cluster_ctx(Path({str(tmp_path)!r}), MPI2, args=["*=sleep:6"], run_id={ctx.run_id!r})
-        b = backend_for(ctx.target, ctx.spec); b.prepare(ctx); h = b.launch(ctx)
-        print(json.dumps(h.state()), flush=True)
-        while h.poll() is None:
-            time.sleep(0.25)
-    """))
-    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    state = json.loads(proc.stdout.readline())
+    proc, state = first_supervisor(tmp_path, ctx, MPI2, ["*=sleep:6"])  # killed below
     wait_for(lambda: all_listening(ctx, ["rank_0", "rank_1"]), 60, "the ranks to run")
     proc.kill()
     proc.wait()

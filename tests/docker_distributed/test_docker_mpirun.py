@@ -3,17 +3,14 @@ node containers running sshd, a launcher container running Open MPI's mpirun, th
 stand-in on the small base image (plus its OpenSSH + Open MPI layer, built once)."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
 
-from dc_helpers import cluster_ctx, drive, log_has, run_containers, run_networks, wait_for
+from dc_helpers import (cluster_ctx, drive, first_supervisor, log_has, run_containers, run_networks,
+                        wait_for)
 from docker_helpers import BASE_IMAGE
 from mltrain_desktop.adapters.docker.engine import validate
 from mltrain_desktop.adapters.docker.mpi_image import ensure_mpi_image, mpi_image_tag
@@ -142,24 +139,7 @@ def test_cancel_stops_every_node_and_the_launcher(docker_api, tmp_path):
 
 def test_a_new_supervisor_reattaches_and_the_logs_continue(docker_api, tmp_path):
     ctx = cluster_ctx(tmp_path, mpi(2, 1), args=["*=sleep:6"], config=OVER_SSH)
-    # the first "supervisor": another process that launches and follows the job, then is killed
-    driver = tmp_path / "first_supervisor.py"
-    driver.write_text(textwrap.dedent(f"""
-        import json, sys, time
-        sys.path[:0] = {[str(Path(__file__).parent), str(Path(__file__).parents[1] / 'docker')]!r}
-        from pathlib import Path
-        from dc_helpers import cluster_ctx
-        from mltrain_desktop.engine.backends import backend_for
-        ctx = cluster_ctx(Path({str(tmp_path)!r}), {mpi(2, 1)!r}, args=["*=sleep:6"], run_id={ctx.run_id!r},
-                          config={OVER_SSH!r})
-        b = backend_for(ctx.target, ctx.spec); b.prepare(ctx); h = b.launch(ctx)
-        print(json.dumps(h.state()), flush=True)
-        while h.poll() is None:
-            time.sleep(0.25)
-    """))
-    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
-    state = json.loads(proc.stdout.readline())
+    proc, state = first_supervisor(tmp_path, ctx, mpi(2, 1), ["*=sleep:6"], OVER_SSH)  # killed below
     wait_for(lambda: all(log_has(ctx.logs_dir / f"rank_{r}.log", "listening") for r in (0, 1)), 90,
              "the ranks to run")
     proc.kill()

@@ -37,7 +37,6 @@ class DockerMpirunHandle(DockerClusterHandle):
 
     def __init__(self, api, state: dict, ctx, reattached: bool = False, start_pumps: bool = True):
         super().__init__(api, state, ctx, reattached=reattached, start_pumps=start_pumps)
-        self.mpi = True
         self.rank_node = [int(k) for k in state.get("rank_nodes", [])]
         self.ports = [int(p) for p in state.get("ports", [])]
         self.ranks = [rl.task_tag(None, r) for r in range(len(self.rank_node))]

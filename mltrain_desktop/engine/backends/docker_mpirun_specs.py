@@ -116,12 +116,12 @@ def forward_names(container_env: dict, image_env: list[str] | None) -> list[str]
 
 
 def _base_kwargs(ctx: JobContext, image: str, env: dict, uid, gid, config) -> dict:
-    compat = bool(ctx.spec.get("compat"))
+    """A run container's kwargs on the run's network; the script is started the compat way (if at all)
+    by the rank launcher, not by the container."""
     kwargs = container_run_kwargs(ctx.replace(environment_variables=env, spec={**ctx.spec, "compat": False}),
                                   image, uid=uid, gid=gid, config=config)
     kwargs.pop("network_mode", None)
     kwargs["network"] = network_name(ctx.run_id)
-    kwargs["_compat"] = compat
     return kwargs
 
 
@@ -129,7 +129,6 @@ def node_container_kwargs(ctx: JobContext, image: str, index: int, *, uid=None, 
                           config: dict | None = None) -> dict:
     """The ``containers.create`` keyword arguments of node ``index``: sshd in the foreground."""
     kwargs = _base_kwargs(ctx, image, dict(ctx.environment_variables), uid, gid, config)
-    kwargs.pop("_compat")
     name = node_name(ctx.run_id, index)
     kwargs.update(name=name, hostname=name, entrypoint=["/bin/sh", "-c", _NODE_SCRIPT, "mltrain-node"], command=[])
     kwargs["labels"] = {**kwargs["labels"], lb.ROLE: "task", lb.TASK: f"node:{index}"}
@@ -147,7 +146,7 @@ def launcher_container_kwargs(ctx: JobContext, image: str, nodes: list[mc.HostSl
     env["MLTRAIN_WORLD_SIZE"] = str(sum(n.slots for n in nodes))
     env[rl.ENV_RANK_NODES] = json.dumps([n.host for n in nodes for _ in range(n.slots)])
     kwargs = _base_kwargs(ctx, image, env, uid, gid, config)
-    compat = kwargs.pop("_compat")
+    compat = bool(ctx.spec.get("compat"))
     logs_rel = PurePosixPath(Path(ctx.logs_dir).relative_to(ctx.run_dir).as_posix())
     uid_here = int(kwargs["user"].split(":")[0])
     program = ["/bin/sh", "-c", _LAUNCHER, "mltrain-rank", "-m", "mltrain_desktop.engine.rank_launcher",

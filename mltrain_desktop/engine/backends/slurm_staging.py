@@ -103,6 +103,7 @@ class StagedRun:
             offsets = json.loads(offsets_file.read_text())
         except (OSError, ValueError):
             offsets = {}
+        before = dict(offsets)
         for path in sorted(mirror.rglob("*")):
             if not path.is_file():
                 continue
@@ -128,7 +129,8 @@ class StagedRun:
             tmp = target.with_name(target.name + ".pulling")
             shutil.copy2(path, tmp)
             os.replace(tmp, target)
-        offsets_file.write_text(json.dumps(offsets))
+        if offsets != before:
+            offsets_file.write_text(json.dumps(offsets))
 
     def discard(self) -> None:
         """Removes what a launch that did not submit left on the cluster (never raises)."""
