@@ -125,14 +125,17 @@ def test_mwms_sample_through_the_estimator(ws, target):
 @needs_tf
 @pytest.mark.slow
 def test_ps_sample_through_the_estimator(ws, target):
-    est = TensorFlow(source_directory=str(SAMPLES), entry_script="ps_mnist.py", script_params=SAMPLE_PARAMS,
+    est = TensorFlow(source_directory=str(SAMPLES), entry_script="ps_mnist.py",
+                     script_params={**SAMPLE_PARAMS, "--max-train-samples": 2000},
                      compute_target=target,
                      distributed_training=TensorflowConfiguration(worker_count=2, parameter_server_count=1))
     run = Experiment(ws, "ps").submit(est)
     details = run.wait_for_completion(raise_on_error=False, timeout=300)
     assert details["status"] == "Completed", details.get("error")
     metrics = run.get_metrics()
-    assert len(metrics["loss"]) == 20 and metrics["final_test_accuracy"] > 0.3
+    # Asynchronous ps training varies run to run: 20 steps ended near 0.3 once, 40 land around 0.5-0.6.
+    assert len(metrics["loss"]) == 40 and metrics["final_test_accuracy"] > 0.3
+    assert sum(metrics["loss"][-10:]) < sum(metrics["loss"][:10])
     names = set(run.get_file_names())
     assert {"logs/chief_0.log", "logs/ps_0.log", "logs/worker_0.log", "logs/worker_1.log"} <= names
     assert "outputs/model/model.keras" in names

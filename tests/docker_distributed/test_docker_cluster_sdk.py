@@ -126,7 +126,8 @@ def test_mwms_sample_two_rank_containers_agree_on_the_final_weights(ws, tf_targe
 @pytest.mark.slow
 def test_ps_sample_one_container_per_task(ws, tf_target, mnist, docker_api):
     est = TensorFlow(source_directory=str(SAMPLES), entry_script="ps_mnist.py", compute_target=tf_target,
-                     script_params={"--data-folder": mnist.as_named_input("mnist").as_mount(), **SMALL},
+                     script_params={"--data-folder": mnist.as_named_input("mnist").as_mount(), **SMALL,
+                                    "--max-train-samples": 2000},
                      distributed_training=TensorflowConfiguration(worker_count=2, parameter_server_count=1))
     run = Experiment(ws, "ps-docker").submit(est)
     details = run.wait_for_completion(raise_on_error=False, timeout=300)
@@ -136,7 +137,9 @@ def test_ps_sample_one_container_per_task(ws, tf_target, mnist, docker_api):
     assert f"[ps 0] ps 0: serving at grpc://{ps_name}:2222" in log
     assert "[chief 0] test accuracy" in log
     metrics = run.get_metrics()
-    assert len(metrics["loss"]) == 20 and metrics["final_test_accuracy"] > 0.3
+    # Asynchronous ps training varies run to run: 20 steps ended near 0.3 once, 40 land around 0.5-0.6.
+    assert len(metrics["loss"]) == 40 and metrics["final_test_accuracy"] > 0.3
+    assert sum(metrics["loss"][-10:]) < sum(metrics["loss"][:10])
     names = set(run.get_file_names())
     assert {"logs/chief_0.log", "logs/ps_0.log", "logs/worker_0.log", "logs/worker_1.log"} <= names
     assert "outputs/model/model.keras" in names
